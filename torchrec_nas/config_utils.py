@@ -8,6 +8,7 @@ and values outside a field's allowed set, naming the file and the dotted field p
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import types
 import typing
 from collections.abc import Mapping
@@ -115,7 +116,7 @@ def from_mapping(cls: type[T], data: Mapping[str, Any], where: str = "") -> T:
 
     Returns:
         An instance of ``cls``; after construction its ``validate()`` method is called if it
-        has one, and a ``ValueError`` it raises is re-raised as :class:`ConfigError` at ``where``.
+        has one that takes no arguments, and a ``ValueError`` it raises is re-raised as :class:`ConfigError` at ``where``.
 
     Example::
 
@@ -143,7 +144,9 @@ def from_mapping(cls: type[T], data: Mapping[str, Any], where: str = "") -> T:
     try:
         obj = cls(**kwargs)
         validate = getattr(obj, "validate", None)
-        if callable(validate):
+        # A no-argument validate() is the config's own check; others (SearchSpace.validate(arch))
+        # are not config hooks.
+        if callable(validate) and not inspect.signature(validate).parameters:
             validate()
     except ConfigError:
         raise

@@ -1,0 +1,156 @@
+"""The NASRec supernet interaction: choice blocks plus the classifier, over pooled embeddings.
+
+It takes what any EmbeddingBagCollection-based TorchRec model has at the point where DLRM calls
+its ``InteractionArch``: dense features ``[B, D]`` and sparse embeddings as tokens ``[B, F, E]``,
+and returns logits ``[B]``. It replaces DLRM's interaction *and* over arch.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from torchrec_nas.modules.block import ChoiceBlock, Quantizer, _identity, block_forward
+from torchrec_nas.modules.elastic import ElasticLinear
+from torchrec_nas.modules.layout import ArchitecturePlan, SlotSizes, plan_architecture
+from torchrec_nas.modules.subnet import SubnetBlock, SubnetInteraction
+from torchrec_nas.space import Architecture, SearchSpace
+
+
+class NASRecInteraction(nn.Module):
+    """Weight-sharing supernet over the NASRec search space.
+
+    Args:
+        space: the search space.
+        dense_in_features: D, width of the dense input.
+        num_sparse_features: F, number of embedding tokens (one per sparse feature).
+        quantize: fake quantization of weights and activations (see
+            :mod:`torchrec_nas.modules.quant`); identity by default.
+
+    Example::
+
+        space = SearchSpace.preset("nasrec-small")
+        inter = NASRecInteraction(space, dense_in_features=13, num_sparse_features=26)
+        arch = space.sample(random.Random(0))
+        logits = inter(torch.randn(8, 13), torch.randn(8, 26, 16), arch)   # [8]
+        subnet = inter.materialize(arch)     # standalone, same logits in eval mode
+    """
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        dense_in_features: int,
+        num_sparse_features: int,
+        quantize: Quantizer = _identity,
+    ) -> None:
+        super().__init__()
+        self.space = space
+        self.sizes = SlotSizes.of(space, dense_in_features, num_sparse_features)
+        self.quantize = quantize
+        self.blocks = nn.ModuleList(
+            ChoiceBlock(i, space, self.sizes) for i in range(space.num_blocks)
+        )
+        typical_in = space.max_dense_dim + space.max_sparse_tokens * space.embedding_dim
+        self.classifier = ElasticLinear(
+            self.sizes.dense_slot + self.sizes.token_slot * self.sizes.embedding_dim,
+            1,
+            fan_in=typical_in,
+        )
+        self._pairs_cache: dict[tuple[int, torch.device], torch.Tensor] = {}
+
+    def plan(self, arch: Architecture) -> ArchitecturePlan:
+        """The cached index plan of ``arch``."""
+        return plan_architecture(arch, self.sizes)
+
+    def _pairs(self, dense_dim: int, pairs: torch.Tensor, device: torch.device) -> torch.Tensor:
+        # The Gram indices depend on the width alone; keep one copy per device.
+        key = (dense_dim, device)
+        cached = self._pairs_cache.get(key)
+        if cached is None:
+            cached = self._pairs_cache[key] = pairs.to(device)
+        return cached
+
+    def forward(
+        self, dense_features: torch.Tensor, sparse_tokens: torch.Tensor, arch: Architecture
+    ) -> torch.Tensor:
+        """
+        Args:
+            dense_features: ``[B, D]``.
+            sparse_tokens: ``[B, F, E]`` pooled embeddings, one token per feature.
+            arch: the subnet to run.
+
+        Returns:
+            logits ``[B]``.
+        """
+        plan = self.plan(arch)
+        dense_outputs: list[torch.Tensor | None] = [dense_features]
+        sparse_outputs: list[torch.Tensor | None] = [sparse_tokens]
+        device = dense_features.device
+        for block, bplan in zip(self.blocks, plan.blocks):
+            assert isinstance(block, ChoiceBlock)
+            if not bplan.live.alive:
+                dense_outputs.append(None)
+                sparse_outputs.append(None)
+                continue
+            pairs = (
+                self._pairs(bplan.config.dense_dim, bplan.dot_pairs, device)
+                if bplan.dot_tokens
+                else None
+            )
+            d, s = block_forward(
+                bplan,
+                block.active_weights(bplan),
+                block.attention,
+                dense_outputs,
+                sparse_outputs,
+                pairs,
+                self.quantize,
+            )
+            dense_outputs.append(d)
+            sparse_outputs.append(s)
+        return self._classify(plan, dense_outputs[-1], sparse_outputs[-1])
+
+    def _classify(
+        self, plan: ArchitecturePlan, dense: torch.Tensor | None, tokens: torch.Tensor | None
+    ) -> torch.Tensor:
+        assert dense is not None and tokens is not None
+        w, b = self.classifier.sliced(1, plan.classifier_cols)
+        features = torch.cat([dense, tokens.flatten(1)], dim=1)
+        return F.linear(features, w, b).squeeze(-1)
+
+    @torch.no_grad()
+    def materialize(self, arch: Architecture) -> SubnetInteraction:
+        """A standalone interaction holding copies of only the weights ``arch`` uses.
+
+        Its ``forward(dense_features, sparse_tokens)`` gives the same logits as
+        ``self(dense_features, sparse_tokens, arch)`` in eval mode.
+        """
+        self.space.validate(arch)
+        plan = self.plan(arch)
+        blocks: list[SubnetBlock | None] = []
+        for block, bplan in zip(self.blocks, plan.blocks):
+            assert isinstance(block, ChoiceBlock)
+            if not bplan.live.alive:
+                blocks.append(None)
+                continue
+            weights = {k: v.detach().clone() for k, v in block.active_weights(bplan).items() if v is not None}
+            attention = (
+                copy.deepcopy(block.attention)
+                if bplan.live.sparse_op and bplan.config.sparse_op == "attention"
+                else None
+            )
+            blocks.append(SubnetBlock(bplan, weights, attention))
+        cw, cb = self.classifier.sliced(1, plan.classifier_cols)
+        assert cb is not None
+        return SubnetInteraction(
+            arch,
+            blocks,
+            cw.detach().clone(),
+            cb.detach().clone(),
+            uses_dense_input=plan.uses_dense_input,
+            uses_sparse_input=plan.uses_sparse_input,
+            quantize=self.quantize,
+        )
