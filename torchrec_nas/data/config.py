@@ -1,0 +1,229 @@
+"""The ``data:`` section of a torchrec_nas YAML config.
+
+Every field has a default that works: an empty ``data:`` section trains on the embedded synthetic
+Criteo-shaped data set. Fields are checked by :meth:`DataConfig.validate`, which
+:func:`torchrec_nas.config_utils.from_mapping` calls, so a bad value fails with a message that
+names the field.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+SOURCES = ("synthetic", "criteo_tsv", "criteo_npy", "avazu", "kdd12", "tabular", "cache")
+SPLITS = ("stratified", "time")
+BAD_ROW_POLICIES = ("error", "skip")
+DENSE_TRANSFORMS = ("none", "log", "standardize")
+
+
+@dataclass
+class SyntheticConfig:
+    """Size and seed of the synthetic Criteo-shaped data set (see :mod:`.synthetic`).
+
+    Args:
+        rows: total rows, split 8:1:1 into train/val/test.
+        num_dense: number of dense features.
+        num_sparse: number of one-hot sparse features.
+        cardinalities: rows of each sparse feature's table; one number for all features or one
+            per feature. Feature ``i`` of a single number ``c`` gets ``c`` rows scaled between
+            ``c / 10`` and ``c`` so that tables differ in size as Criteo's do.
+        positive_rate: the target fraction of positive labels.
+        seed: seed of the planted model and of the rows.
+    """
+
+    rows: int = 250_000
+    num_dense: int = 13
+    num_sparse: int = 26
+    cardinalities: int | list[int] = 5_000
+    positive_rate: float = 0.25
+    seed: int = 2018
+
+    def validate(self) -> None:
+        if self.rows < 10:
+            raise ValueError(f"synthetic.rows: must be at least 10, got {self.rows}")
+        if self.num_dense < 1 or self.num_sparse < 3:
+            raise ValueError("synthetic: needs num_dense >= 1 and num_sparse >= 3")
+        cards = self.cardinalities if isinstance(self.cardinalities, list) else [self.cardinalities]
+        if isinstance(self.cardinalities, list) and len(cards) != self.num_sparse:
+            raise ValueError(
+                f"synthetic.cardinalities: {len(cards)} values for {self.num_sparse} features"
+            )
+        if min(cards) < 2:
+            raise ValueError("synthetic.cardinalities: every table needs at least 2 rows")
+        if not 0.01 <= self.positive_rate <= 0.99:
+            raise ValueError(f"synthetic.positive_rate: {self.positive_rate} not in [0.01, 0.99]")
+
+
+@dataclass
+class LabelRule:
+    """How a table's label column becomes 0/1.
+
+    Args:
+        column: the label column.
+        rule: a comparison against a number, ``">= 4"``, ``"> 0"``, ``"== 1"``, ``"!= 0"``,
+            ``"< 3"`` or ``"<= 3"``. The default ``"> 0"`` suits 0/1 and click-count labels.
+    """
+
+    column: str = "label"
+    rule: str = "> 0"
+
+    def validate(self) -> None:
+        from torchrec_nas.data.tabular import parse_label_rule
+
+        parse_label_rule(self.rule)
+
+
+@dataclass
+class ColumnConfig:
+    """One input column of a table read by schema.
+
+    Args:
+        column: the column's name in the file's header (or Parquet schema).
+        transform: dense columns only: ``none``, ``log`` (``log(1 + max(x, 0))``) or
+            ``standardize`` (zero mean, unit variance with the train split's statistics).
+        buckets: categorical columns: hash the value into this many buckets; ``None`` keeps a
+            vocabulary of the values seen at least ``min_frequency`` times.
+        min_frequency: values seen fewer times share the reserved id 0 with missing values.
+        separator: multi-valued columns only: the separator between values (``"|"``).
+    """
+
+    column: str = ""
+    transform: str = "none"
+    buckets: int | None = None
+    min_frequency: int = 1
+    separator: str = "|"
+
+    def validate(self) -> None:
+        if not self.column:
+            raise ValueError("column: must name a column")
+        if self.transform not in DENSE_TRANSFORMS:
+            raise ValueError(f"transform: {self.transform!r} is not one of {DENSE_TRANSFORMS}")
+        if self.buckets is not None and self.buckets < 1:
+            raise ValueError(f"buckets: must be positive, got {self.buckets}")
+        if self.min_frequency < 1:
+            raise ValueError(f"min_frequency: must be at least 1, got {self.min_frequency}")
+        if not self.separator:
+            raise ValueError("separator: must not be empty")
+
+
+@dataclass
+class TableSchema:
+    """Which columns of a CSV/TSV/Parquet table are the label, dense and sparse features.
+
+    Args:
+        format: ``csv``, ``tsv``, ``parquet``, or ``auto`` (from the file's extension).
+        delimiter: field delimiter of csv files (tsv always uses a tab).
+        label: the label column and its 0/1 rule.
+        dense: dense columns with their transform.
+        categorical: one-hot categorical columns.
+        multi_hot: multi-valued columns (values joined by ``separator``): multi-hot features.
+        time_column: column that orders rows in time, for ``split: time`` (file order if unset).
+    """
+
+    format: str = "auto"
+    delimiter: str = ","
+    label: LabelRule = field(default_factory=LabelRule)
+    dense: list[ColumnConfig] = field(default_factory=list)
+    categorical: list[ColumnConfig] = field(default_factory=list)
+    multi_hot: list[ColumnConfig] = field(default_factory=list)
+    time_column: str | None = None
+
+    def validate(self) -> None:
+        if self.format not in ("auto", "csv", "tsv", "parquet"):
+            raise ValueError(f"format: {self.format!r} is not one of auto, csv, tsv, parquet")
+        if not self.categorical and not self.multi_hot:
+            raise ValueError("categorical: a schema needs at least one sparse column")
+        names = [c.column for c in [*self.dense, *self.categorical, *self.multi_hot]]
+        dups = sorted({n for n in names if names.count(n) > 1})
+        if dups:
+            raise ValueError(f"column {dups[0]!r} is listed twice")
+
+
+@dataclass
+class DataConfig:
+    """The ``data:`` section: where rows come from and how they become ``Batch``es.
+
+    Args:
+        source: ``synthetic`` (default, embedded), ``criteo_tsv`` (Kaggle/Terabyte text),
+            ``criteo_npy`` (TorchRec's preprocessed day files), ``avazu``, ``kdd12``,
+            ``tabular`` (any CSV/TSV/Parquet with ``schema``) or ``cache`` (a directory written
+            by :func:`torchrec_nas.data.preprocess`).
+        path: the input file (or directory for ``criteo_npy`` / ``cache``).
+        batch_size: rows per batch.
+        drop_last_train: drop the last partial train batch (val/test always keep it).
+        shuffle_train: reshuffle the order of train batches every epoch (rows are already in
+            random order after a stratified split).
+        split: ``stratified`` (NASRec: 8:1:1 by label with ``split_seed``) or ``time``
+            (file order: first 80% train, next 10% val, last 10% test).
+        split_fractions: train/val/test fractions, summing to 1.
+        split_seed: seed of the stratified split (NASRec uses 2018).
+        on_bad_row: ``error`` (raise, naming file, line and field) or ``skip`` (count and go on).
+        hash_buckets: hash categorical values into this many buckets before counting them; one
+            number for all columns or one per column; ``None`` keeps every distinct value.
+        min_frequency: categorical values seen fewer times map to the reserved id 0.
+        max_rows_per_table: cap on any table's rows (NASRec caps at 500k during search); ids
+            beyond it are folded by modulo. ``None`` for no cap.
+        cache_dir: preprocess into this directory once and read from it afterwards.
+        chunk_rows: rows parsed per chunk when streaming text files.
+        kdd12_profile_path: KDD Cup 2012 ``userid_profile.txt`` (default: beside ``path``).
+        synthetic: the synthetic generator's settings.
+        schema: the table schema for ``source: tabular``.
+        npy_days: ``criteo_npy``: number of day files (Kaggle preprocessed: 1; Terabyte: 24).
+    """
+
+    source: str = "synthetic"
+    path: str | None = None
+    batch_size: int = 512
+    drop_last_train: bool = True
+    shuffle_train: bool = False
+    split: str = "stratified"
+    split_fractions: list[float] = field(default_factory=lambda: [0.8, 0.1, 0.1])
+    split_seed: int = 2018
+    on_bad_row: str = "error"
+    hash_buckets: int | list[int] | None = None
+    min_frequency: int = 1
+    max_rows_per_table: int | None = 500_000
+    cache_dir: str | None = None
+    chunk_rows: int = 262_144
+    kdd12_profile_path: str | None = None
+    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+    schema: TableSchema | None = None
+    npy_days: int = 1
+
+    def validate(self) -> None:
+        if self.source not in SOURCES:
+            raise ValueError(f"source: {self.source!r} is not one of {list(SOURCES)}")
+        if self.source not in ("synthetic",) and not self.path:
+            if not (self.source == "cache" and self.cache_dir):
+                raise ValueError(f"path: source {self.source!r} needs a path")
+        if self.source == "tabular" and self.schema is None:
+            raise ValueError("schema: source 'tabular' needs a schema")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size: must be positive, got {self.batch_size}")
+        if self.split not in SPLITS:
+            raise ValueError(f"split: {self.split!r} is not one of {list(SPLITS)}")
+        if len(self.split_fractions) != 3 or min(self.split_fractions) < 0:
+            raise ValueError("split_fractions: needs three non-negative numbers")
+        if abs(sum(self.split_fractions) - 1.0) > 1e-6:
+            raise ValueError(f"split_fractions: {self.split_fractions} does not sum to 1")
+        if self.on_bad_row not in BAD_ROW_POLICIES:
+            raise ValueError(f"on_bad_row: {self.on_bad_row!r} is not one of error, skip")
+        buckets = self.hash_buckets if isinstance(self.hash_buckets, list) else [self.hash_buckets]
+        if any(b is not None and b < 1 for b in buckets):
+            raise ValueError(f"hash_buckets: must be positive, got {self.hash_buckets}")
+        if self.min_frequency < 1:
+            raise ValueError(f"min_frequency: must be at least 1, got {self.min_frequency}")
+        if self.max_rows_per_table is not None and self.max_rows_per_table < 2:
+            raise ValueError("max_rows_per_table: must be at least 2")
+        if self.chunk_rows < 1:
+            raise ValueError(f"chunk_rows: must be positive, got {self.chunk_rows}")
+
+    def buckets_for(self, num_columns: int) -> list[int | None]:
+        """``hash_buckets`` expanded to one entry per categorical column."""
+        if isinstance(self.hash_buckets, list):
+            if len(self.hash_buckets) != num_columns:
+                raise ValueError(
+                    f"hash_buckets: {len(self.hash_buckets)} values for {num_columns} columns"
+                )
+            return list(self.hash_buckets)
+        return [self.hash_buckets] * num_columns
