@@ -118,9 +118,8 @@ class BatchStream:
     def num_rows(self) -> int:
         """Rows this stream yields per epoch."""
         n = len(self.arrays)
-        return int(
-            sum(min(n, (b + 1) * self.batch_size) - b * self.batch_size for b in self._batches)
-        )
+        ends = np.minimum(n, (self._batches + 1) * self.batch_size)
+        return int((ends - self._batches * self.batch_size).sum())
 
     def __iter__(self) -> Iterator[Batch]:
         order = self._batches
