@@ -48,7 +48,9 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
                 return _convert(value, arg, where)
             except ConfigError as e:
                 errors.append(str(e))
-        raise ConfigError(errors[0] if len(errors) == 1 else f"{where}: {value!r} fits none of {tp}")
+        raise ConfigError(
+            errors[0] if len(errors) == 1 else f"{where}: {value!r} fits none of {tp}"
+        )
     if origin is typing.Literal:
         if value not in args:
             raise ConfigError(f"{where}: {value!r} is not one of {list(args)}")
@@ -67,7 +69,9 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
         if origin is tuple and args:
             if len(args) != len(value):
                 raise ConfigError(f"{where}: expected {len(args)} items, got {len(value)}")
-            return tuple(_convert(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(args, value)))
+            return tuple(
+                _convert(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(args, value))
+            )
         items = [_convert(v, args[0], f"{where}[{i}]") if args else v for i, v in enumerate(value)]
         return tuple(items) if (origin is tuple or tp is tuple) else items
     if origin in (dict, Mapping) or tp is dict:
@@ -138,9 +142,7 @@ def from_mapping(cls: type[T], data: Mapping[str, Any], where: str = "") -> T:
             f"{prefix}{unknown[0]}: unknown field of {cls.__name__}; "
             f"allowed: {', '.join(sorted(fields))}"
         )
-    kwargs = {
-        name: _convert(value, hints[name], f"{prefix}{name}") for name, value in data.items()
-    }
+    kwargs = {name: _convert(value, hints[name], f"{prefix}{name}") for name, value in data.items()}
     try:
         obj = cls(**kwargs)
         validate = getattr(obj, "validate", None)

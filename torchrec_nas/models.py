@@ -79,6 +79,12 @@ class NASRecModel(nn.Module):
         tokens = self.sparse_arch(batch.sparse_features)
         return self.interaction(batch.dense_features, tokens, arch)
 
+    def head_features(self, batch: Batch, arch: Architecture) -> torch.Tensor:
+        """The classifier's input for ``arch`` on ``batch`` (see
+        :meth:`NASRecInteraction.head_features`)."""
+        tokens = self.sparse_arch(batch.sparse_features)
+        return self.interaction.head_features(batch.dense_features, tokens, arch)
+
     def materialize(self, arch: Architecture) -> NASRecSubnet:
         """A standalone model of ``arch`` with copies of the supernet weights it uses.
 

@@ -298,7 +298,10 @@ class SearchSpace:
             bad = [op for op in chosen if op not in allowed]
             if bad:
                 raise ValueError(f"{name}: unknown operator {bad[0]!r}; known: {list(allowed)}")
-        for name, values in (("dense_dims", self.dense_dims), ("sparse_tokens", self.sparse_tokens)):
+        for name, values in (
+            ("dense_dims", self.dense_dims),
+            ("sparse_tokens", self.sparse_tokens),
+        ):
             if not values or any(v < 1 for v in values):
                 raise ValueError(f"{name} must be a non-empty list of positive integers")
             if list(values) != sorted(set(values)):

@@ -75,32 +75,40 @@ class ChoiceBlock(nn.Module):
             self.sparse_linears[op] = ElasticLinear(token_cols, sizes.op_tokens, fan_in=token_fan)
             self.sparse_norms[op] = nn.LayerNorm(emb)
             if op == "attention":
-                self.attention = nn.MultiheadAttention(
-                    emb, space.attention_heads, batch_first=True
-                )
+                self.attention = nn.MultiheadAttention(emb, space.attention_heads, batch_first=True)
         self.dense_to_sparse: ElasticLinear | None = None
         self.sparse_to_dense: ElasticLinear | None = None
         if space.interaction_bits:
             self.dense_to_sparse = ElasticLinear(dmax, sizes.extra_tokens * emb, fan_in=dmax // 2)
             self.sparse_to_dense = ElasticLinear(emb, dmax)
 
+    def _dense(self, name: str) -> ElasticLinear:
+        layer = self.dense_linears[name]
+        assert isinstance(layer, ElasticLinear)
+        return layer
+
+    def _sparse(self, name: str) -> ElasticLinear:
+        layer = self.sparse_linears[name]
+        assert isinstance(layer, ElasticLinear)
+        return layer
+
     def active_weights(self, plan: BlockPlan) -> dict[str, torch.Tensor | None]:
         """Slices of this block's weights that the planned subnet block uses, by name."""
         cfg, live = plan.config, plan.live
         d, t = cfg.dense_dim, cfg.sparse_tokens
         w: dict[str, torch.Tensor | None] = {}
-        lin = self.dense_linears
+        lin = self._dense
         if live.dense_op:
             op = cfg.dense_op
             if op == "fc":
-                w["fc_w"], w["fc_b"] = lin["fc"].sliced(d, plan.dense_cols)
+                w["fc_w"], w["fc_b"] = lin("fc").sliced(d, plan.dense_cols)
             elif op in ("gating", "sum"):
-                w["left_w"], w["left_b"] = lin[f"{op}_left"].sliced(d, plan.left_cols)
-                w["right_w"], w["right_b"] = lin[f"{op}_right"].sliced(d, plan.right_cols)
+                w["left_w"], w["left_b"] = lin(f"{op}_left").sliced(d, plan.left_cols)
+                w["right_w"], w["right_b"] = lin(f"{op}_right").sliced(d, plan.right_cols)
             else:
-                emb = lin["dot_proj"].out_features
-                w["proj_w"], w["proj_b"] = lin["dot_proj"].sliced(emb, plan.dense_cols)
-                w["dot_w"], w["dot_b"] = lin["dot_efc"].sliced(plan.dot_tokens, plan.dot_token_cols)
+                emb = lin("dot_proj").out_features
+                w["proj_w"], w["proj_b"] = lin("dot_proj").sliced(emb, plan.dense_cols)
+                w["dot_w"], w["dot_b"] = lin("dot_efc").sliced(plan.dot_tokens, plan.dot_token_cols)
             norm = self.dense_norms[op]
             assert isinstance(norm, ElasticLayerNorm)
             w["dense_norm_w"], w["dense_norm_b"] = norm.sliced(d)
@@ -109,7 +117,7 @@ class ChoiceBlock(nn.Module):
                 w["s2d_w"], w["s2d_b"] = self.sparse_to_dense.sliced(d)
         if live.sparse_op:
             op = cfg.sparse_op
-            w["sparse_w"], w["sparse_b"] = self.sparse_linears[op].sliced(t, plan.token_cols)
+            w["sparse_w"], w["sparse_b"] = self._sparse(op).sliced(t, plan.token_cols)
             if live.sparse_out:
                 norm_t = self.sparse_norms[op]
                 assert isinstance(norm_t, nn.LayerNorm)
@@ -196,9 +204,7 @@ def block_forward(
         if cfg.sparse_to_dense:
             assert sparse_result is not None
             y = y + _linear(factorization_machine(sparse_result), w, "s2d", bits, quantize)
-        dense_out = F.layer_norm(
-            y, (cfg.dense_dim,), w["dense_norm_w"], w["dense_norm_b"]
-        )
+        dense_out = F.layer_norm(y, (cfg.dense_dim,), w["dense_norm_w"], w["dense_norm_b"])
     if live.sparse_out:
         assert sparse_result is not None
         t = sparse_result

@@ -85,6 +85,18 @@ class NASRecInteraction(nn.Module):
         Returns:
             logits ``[B]``.
         """
+        w, b = self.classifier_weights(arch)
+        return F.linear(self.head_features(dense_features, sparse_tokens, arch), w, b).squeeze(-1)
+
+    def classifier_weights(self, arch: Architecture) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The classifier's active weight ``[1, features]`` and bias for ``arch``."""
+        return self.classifier.sliced(1, self.plan(arch).classifier_cols)
+
+    def head_features(
+        self, dense_features: torch.Tensor, sparse_tokens: torch.Tensor, arch: Architecture
+    ) -> torch.Tensor:
+        """The classifier's input for ``arch``: the last block's dense output and its flattened
+        tokens, ``[B, features]``. Fine-tuning only the classifier needs no more."""
         plan = self.plan(arch)
         dense_outputs: list[torch.Tensor | None] = [dense_features]
         sparse_outputs: list[torch.Tensor | None] = [sparse_tokens]
@@ -111,15 +123,9 @@ class NASRecInteraction(nn.Module):
             )
             dense_outputs.append(d)
             sparse_outputs.append(s)
-        return self._classify(plan, dense_outputs[-1], sparse_outputs[-1])
-
-    def _classify(
-        self, plan: ArchitecturePlan, dense: torch.Tensor | None, tokens: torch.Tensor | None
-    ) -> torch.Tensor:
+        dense, tokens = dense_outputs[-1], sparse_outputs[-1]
         assert dense is not None and tokens is not None
-        w, b = self.classifier.sliced(1, plan.classifier_cols)
-        features = torch.cat([dense, tokens.flatten(1)], dim=1)
-        return F.linear(features, w, b).squeeze(-1)
+        return torch.cat([dense, tokens.flatten(1)], dim=1)
 
     @torch.no_grad()
     def materialize(self, arch: Architecture) -> SubnetInteraction:
@@ -136,7 +142,11 @@ class NASRecInteraction(nn.Module):
             if not bplan.live.alive:
                 blocks.append(None)
                 continue
-            weights = {k: v.detach().clone() for k, v in block.active_weights(bplan).items() if v is not None}
+            weights = {
+                k: v.detach().clone()
+                for k, v in block.active_weights(bplan).items()
+                if v is not None
+            }
             attention = (
                 copy.deepcopy(block.attention)
                 if bplan.live.sparse_op and bplan.config.sparse_op == "attention"

@@ -180,7 +180,7 @@ def plan_architecture(arch: Architecture, sizes: SlotSizes) -> ArchitecturePlan:
     """
     live = liveness(arch)
     blocks = []
-    for i, (b, lv) in enumerate(zip(arch.blocks, live)):
+    for b, lv in zip(arch.blocks, live):
         d_in = tuple(sorted(b.dense_inputs))
         s_in = tuple(sorted(b.sparse_inputs))
         left, right = d_in[:1], (d_in[1:] or d_in[:1])

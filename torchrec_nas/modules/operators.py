@@ -10,8 +10,10 @@ import torch
 import torch.nn.functional as F
 
 
-def token_linear(tokens: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-    """"Embedded FC": a linear map over the token axis, shared by every embedding channel.
+def token_linear(
+    tokens: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
+) -> torch.Tensor:
+    """ "Embedded FC": a linear map over the token axis, shared by every embedding channel.
 
     Args:
         tokens: ``[B, T_in, E]``.

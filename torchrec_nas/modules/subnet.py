@@ -39,7 +39,7 @@ class SubnetBlock(nn.Module):
         quantize: Quantizer = _identity,
     ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         weights = {k: self.weights[k] for k in self.weights}
-        pairs = self.pairs if self.plan.dot_tokens else None
+        pairs = self.get_buffer("pairs") if self.plan.dot_tokens else None
         return block_forward(
             self.plan, weights, self.attention, dense_outputs, sparse_outputs, pairs, quantize
         )
@@ -91,7 +91,9 @@ class SubnetInteraction(nn.Module):
         self.uses_sparse_input = uses_sparse_input
         self.quantize = quantize
 
-    def forward(self, dense_features: torch.Tensor, sparse_tokens: torch.Tensor | None) -> torch.Tensor:
+    def forward(
+        self, dense_features: torch.Tensor, sparse_tokens: torch.Tensor | None
+    ) -> torch.Tensor:
         """
         Args:
             dense_features: ``[B, D]``.

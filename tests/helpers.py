@@ -1,0 +1,32 @@
+"""Small batches and tables for tests that do not need a data source."""
+
+from __future__ import annotations
+
+import torch
+from torchrec.datasets.utils import Batch
+from torchrec.modules.embedding_configs import EmbeddingBagConfig
+from torchrec.sparse.jagged_tensor import KeyedJaggedTensor
+
+NAMES = [f"c{i}" for i in range(5)]
+
+
+def tiny_tables(num_features: int = 5, rows: int = 50, dim: int = 16) -> list[EmbeddingBagConfig]:
+    return [
+        EmbeddingBagConfig(
+            name=f"t_c{i}", embedding_dim=dim, num_embeddings=rows, feature_names=[f"c{i}"]
+        )
+        for i in range(num_features)
+    ]
+
+
+def random_batch(
+    batch_size: int = 8, num_dense: int = 4, num_features: int = 5, rows: int = 50, seed: int = 0
+) -> Batch:
+    g = torch.Generator().manual_seed(seed)
+    keys = [f"c{i}" for i in range(num_features)]
+    ids = torch.randint(0, rows, (batch_size * num_features,), generator=g)
+    kjt = KeyedJaggedTensor.from_lengths_sync(
+        keys=keys, values=ids, lengths=torch.ones(batch_size * num_features, dtype=torch.int32)
+    )
+    labels = torch.randint(0, 2, (batch_size,), generator=g).float()
+    return Batch(torch.randn(batch_size, num_dense, generator=g), kjt, labels)

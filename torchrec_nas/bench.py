@@ -1,0 +1,164 @@
+"""Measurements behind the README's benchmark section.
+
+- ``sharing``: the cost of weight sharing. The supernet trains a sequence of sampled
+  architectures; each of the same architectures is also materialized as a fixed model and
+  trained for the same steps on the same batches, in the same process and threads. Reported:
+  rows/s of both and their ratio.
+- ``kendall``: how well supernet-inherited scores rank subnets. Random subnets are scored by
+  the trained supernet (inherit weights, fine-tune the classifier) and trained stand-alone from
+  scratch; reported: Kendall's tau between the two validation loglosses.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from itertools import cycle, islice
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torchmetrics.functional import kendall_rank_corrcoef
+from torchrec.datasets.utils import Batch
+
+from torchrec_nas.config import Config
+from torchrec_nas.data import DataSplits, build_data
+from torchrec_nas.models import NASRecModel, NASRecSubnet
+from torchrec_nas.pipeline import (
+    _fixed_forward,
+    build_supernet,
+    device_of,
+    load_supernet,
+    run_supernet,
+)
+from torchrec_nas.search.evaluator import SupernetEvaluator
+from torchrec_nas.space import Architecture
+from torchrec_nas.train.checkpoint import write_text_atomic
+from torchrec_nas.train.loop import LoopConfig, train_loop
+from torchrec_nas.train.metrics import evaluate
+from torchrec_nas.train.optim import ModelOptimizer
+
+
+def _timed_steps(
+    model: torch.nn.Module,
+    forward: Any,
+    batches: list[Batch],
+    opt: ModelOptimizer,
+) -> float:
+    """Seconds for one optimizer step per batch."""
+    model.train()
+    t0 = time.perf_counter()
+    for batch in batches:
+        loss = F.binary_cross_entropy_with_logits(forward(batch), batch.labels.float())
+        loss.backward()
+        opt.step()
+    return time.perf_counter() - t0
+
+
+def weight_sharing_cost(cfg: Config, data: DataSplits) -> dict[str, Any]:
+    """Rows/s of the supernet against materialized fixed models on the same architectures.
+
+    Each architecture gets one untimed warm-up step on each side (allocations, caches), then
+    ``cfg.bench.sharing_steps`` timed steps on the same batches.
+    """
+    steps = cfg.bench.sharing_steps
+    batches = list(islice(cycle(iter(data.train)), steps + 1))
+    rows = sum(b.labels.numel() for b in batches[1:])
+    supernet = build_supernet(cfg, data.spec)
+    total_steps = steps * cfg.bench.sharing_archs * 2
+    super_opt = ModelOptimizer(supernet, cfg.supernet.optimizer, total_steps)
+    rng = random.Random(f"{cfg.seed}:bench")
+    archs = list(cfg.space.enumerate_samples(rng, cfg.bench.sharing_archs))
+    per_arch = []
+    super_s = fixed_s = 0.0
+    for arch in archs:
+        _timed_steps(supernet, lambda b, a=arch: supernet(b, a), batches[:1], super_opt)
+        s = _timed_steps(supernet, lambda b, a=arch: supernet(b, a), batches[1:], super_opt)
+        fixed = supernet.materialize(arch)
+        fixed_opt = ModelOptimizer(fixed, cfg.supernet.optimizer, total_steps)
+        _timed_steps(fixed, fixed, batches[:1], fixed_opt)
+        f = _timed_steps(fixed, fixed, batches[1:], fixed_opt)
+        super_s += s
+        fixed_s += f
+        per_arch.append(
+            {
+                "hash": arch.canonical_hash(),
+                "supernet_rows_per_s": rows / s,
+                "fixed_rows_per_s": rows / f,
+            }
+        )
+    supernet_rps = rows * len(archs) / super_s
+    fixed_rps = rows * len(archs) / fixed_s
+    return {
+        "architectures": len(archs),
+        "steps_per_architecture": steps,
+        "batch_size": batches[0].labels.numel(),
+        "threads": torch.get_num_threads(),
+        "supernet_rows_per_s": supernet_rps,
+        "fixed_rows_per_s": fixed_rps,
+        "ratio": supernet_rps / fixed_rps,
+        "per_architecture": per_arch,
+    }
+
+
+def ranking_correlation(cfg: Config, data: DataSplits, out: Path) -> dict[str, Any]:
+    """Kendall's tau between supernet-inherited and stand-alone validation loglosses."""
+    supernet_path = out / "supernet.pt"
+    if not supernet_path.exists():
+        run_supernet(cfg, out, data)
+    supernet: NASRecModel = load_supernet(cfg, supernet_path, data.spec)
+    device = device_of(cfg)
+    evaluator = SupernetEvaluator(supernet, data.train, data.val, cfg.search.finetune, device)
+    rng = random.Random(f"{cfg.seed}:kendall")
+    archs: list[Architecture] = list(cfg.space.enumerate_samples(rng, cfg.bench.kendall_subnets))
+    tables = data.spec.tables(cfg.space.embedding_dim)
+    loop = LoopConfig(
+        steps=cfg.bench.kendall_steps,
+        optimizer=cfg.train.optimizer,
+        checkpoint_every=0,
+        progress=cfg.train.progress,
+    )
+    inherited, standalone, rows = [], [], []
+    for i, arch in enumerate(archs):
+        score = evaluator(arch)["logloss"]
+        torch.manual_seed(cfg.seed + i)
+        model = NASRecSubnet.build(tables, len(data.spec.dense_names), cfg.space, arch).to(device)
+        train_loop(
+            model, _fixed_forward(model), data.train, loop, None, None, f"subnet {i}", device
+        )
+        model.eval()
+        alone = evaluate(model, data.val, cfg.search.finetune.eval_batches, device).logloss
+        inherited.append(score)
+        standalone.append(alone)
+        rows.append(
+            {"hash": arch.canonical_hash(), "inherited_logloss": score, "standalone_logloss": alone}
+        )
+    tau_t = kendall_rank_corrcoef(torch.tensor(inherited), torch.tensor(standalone))
+    assert isinstance(tau_t, torch.Tensor)
+    tau = float(tau_t)
+    return {
+        "subnets": len(archs),
+        "standalone_steps": cfg.bench.kendall_steps,
+        "kendall_tau": tau,
+        "per_subnet": rows,
+    }
+
+
+def run_bench(cfg: Config, out: str | Path, only: str | None = None) -> dict[str, Any]:
+    """Runs the measurements and writes ``bench.json``.
+
+    Example::
+
+        run_bench(Config.load("configs/demo.yaml"), "runs/bench", only="sharing")
+    """
+    out = Path(out)
+    data = build_data(cfg.data, cfg.seed)
+    result: dict[str, Any] = {}
+    if only in (None, "sharing"):
+        result["weight_sharing"] = weight_sharing_cost(cfg, data)
+    if only in (None, "kendall"):
+        result["kendall"] = ranking_correlation(cfg, data, out)
+    write_text_atomic(out / "bench.json", json.dumps(result, indent=2))
+    return result

@@ -1,0 +1,151 @@
+"""The typed configuration of a torchrec_nas run, loaded from YAML and validated.
+
+Every section has defaults that work; a YAML file overrides what it names. Unknown fields,
+wrong types and bad values fail at load time with ``FILE: section.field: what is wrong``.
+
+Example YAML::
+
+    seed: 2018
+    data: {source: synthetic, batch_size: 512}
+    space: {preset: nasrec-small, dense_dims: [16, 32, 64, 128]}
+    supernet: {epochs: 1, optimizer: {lr: 0.12}}
+    search: {population: 32, tournament: 8, children: 8, generations: 10,
+             finetune: {steps: 50}}
+    train: {epochs: 1, baselines: [dlrm, dcn]}
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from torchrec_nas.config_utils import ConfigError, from_mapping, load_yaml, to_mapping
+from torchrec_nas.data import DataConfig
+from torchrec_nas.search.evaluator import FinetuneConfig
+from torchrec_nas.search.evolution import EvolutionConfig
+from torchrec_nas.search.objective import ObjectiveConfig
+from torchrec_nas.space import SearchSpace
+from torchrec_nas.train.loop import LoopConfig
+
+
+@dataclass
+class SupernetConfig(LoopConfig):
+    """Supernet training: the loop settings plus the path sampler's warm-up.
+
+    Args:
+        path_warmup_fraction: share of the steps during which the largest path is trained with
+            a probability decaying linearly from ``path_warmup_prob`` to 0.
+        path_warmup_prob: that probability at step 0.
+    """
+
+    path_warmup_fraction: float = 0.1
+    path_warmup_prob: float = 1.0
+
+    def validate(self) -> None:
+        super().validate()
+        if not 0.0 <= self.path_warmup_fraction <= 1.0:
+            raise ValueError("path_warmup_fraction must be in [0, 1]")
+        if not 0.0 <= self.path_warmup_prob <= 1.0:
+            raise ValueError("path_warmup_prob must be in [0, 1]")
+
+
+@dataclass
+class SearchConfig(EvolutionConfig):
+    """The search: strategy settings, candidate scoring, objective and constraints."""
+
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    progress: bool = True
+
+
+@dataclass
+class BaselineConfig:
+    """Hand-designed TorchRec models trained beside the found one.
+
+    Args:
+        models: which of ``dlrm``, ``dcn``.
+        dense_arch_layer_sizes: DLRM/DCN bottom MLP (the embedding dim is appended if missing).
+        over_arch_layer_sizes: top MLP (a final 1 is appended if missing).
+        dcn_num_layers: DCN-v2 cross layers.
+        dcn_low_rank_dim: DCN-v2 low-rank dimension.
+    """
+
+    models: list[str] = field(default_factory=lambda: ["dlrm", "dcn"])
+    dense_arch_layer_sizes: list[int] = field(default_factory=lambda: [512, 256])
+    over_arch_layer_sizes: list[int] = field(default_factory=lambda: [512, 256])
+    dcn_num_layers: int = 3
+    dcn_low_rank_dim: int = 64
+
+    def validate(self) -> None:
+        bad = [m for m in self.models if m not in ("dlrm", "dcn")]
+        if bad:
+            raise ValueError(f"models: unknown baseline {bad[0]!r}; known: dlrm, dcn")
+
+
+@dataclass
+class TrainConfig(LoopConfig):
+    """Training a found architecture (and the baselines) from scratch on the same budget."""
+
+    baselines: BaselineConfig = field(default_factory=BaselineConfig)
+
+
+@dataclass
+class BenchConfig:
+    """The ``bench`` subcommand's measurements.
+
+    Args:
+        sharing_archs: sampled architectures timed for the weight-sharing cost.
+        sharing_steps: training steps per architecture in that measurement.
+        kendall_subnets: random subnets trained stand-alone for the rank correlation.
+        kendall_steps: stand-alone training steps per subnet.
+    """
+
+    sharing_archs: int = 8
+    sharing_steps: int = 20
+    kendall_subnets: int = 12
+    kendall_steps: int = 300
+
+
+@dataclass
+class Config:
+    """A whole run.
+
+    Args:
+        seed: seeds data splits, sampling and search.
+        device: ``cpu`` or ``cuda``.
+        data: the data source.
+        space: the search space (``preset:`` plus overrides).
+        supernet: supernet training.
+        search: the search.
+        train: final training of the found architecture and the baselines.
+        bench: benchmark settings.
+    """
+
+    seed: int = 2018
+    device: str = "cpu"
+    data: DataConfig = field(default_factory=DataConfig)
+    space: SearchSpace = field(default_factory=lambda: SearchSpace.preset("nasrec-full"))
+    supernet: SupernetConfig = field(default_factory=SupernetConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    bench: BenchConfig = field(default_factory=BenchConfig)
+
+    @staticmethod
+    def from_dict(data: dict[str, Any], where: str = "config") -> Config:
+        data = dict(data)
+        space_data = data.pop("space", {"preset": "nasrec-full"})
+        if not isinstance(space_data, dict):
+            raise ConfigError(f"{where}: space: expected a mapping, got {space_data!r}")
+        space = SearchSpace.from_mapping(space_data, f"{where}: space")
+        cfg = from_mapping(Config, data, where)
+        return dataclasses.replace(cfg, space=space)
+
+    @staticmethod
+    def load(path: str | Path) -> Config:
+        """Reads and validates a YAML config file."""
+        return Config.from_dict(load_yaml(path), str(path))
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_mapping(self)

@@ -1,0 +1,191 @@
+"""The demo pipeline and its Markdown report with figures."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from torchrec_nas.config import Config
+from torchrec_nas.config_utils import to_mapping
+from torchrec_nas.search.history import SearchHistory
+from torchrec_nas.space import Architecture
+from torchrec_nas.train.checkpoint import write_text_atomic
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _plot_training(log: list[dict[str, Any]], out_png: Path, title: str) -> bool:
+    points = [(r["step"], r["loss_ema"]) for r in log if "loss_ema" in r]
+    if not points:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot([p[0] for p in points], [p[1] for p in points])
+    ax.set_xlabel("step")
+    ax.set_ylabel("training logloss (EMA)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def _plot_search(history: SearchHistory, out_png: Path) -> bool:
+    scores = [r.score for r in history]
+    if not scores:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    best, running = math.inf, []
+    for s in scores:
+        best = min(best, s)
+        running.append(best)
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    finite = [(i, s) for i, s in enumerate(scores) if math.isfinite(s)]
+    ax.scatter([p[0] for p in finite], [p[1] for p in finite], s=6, alpha=0.5, label="candidate")
+    ax.plot(range(len(running)), running, color="C3", label="best so far")
+    ax.set_xlabel("candidate")
+    ax.set_ylabel("objective (validation logloss)")
+    ax.set_title("search progress")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def _fmt(v: Any, digits: int = 4) -> str:
+    if isinstance(v, float):
+        if not math.isfinite(v):
+            return "-"
+        return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.{digits}f}"
+    return str(v)
+
+
+def describe_architecture(arch: Architecture) -> str:
+    """A Markdown table of an architecture's blocks."""
+    lines = [
+        "| block | dense op | width | dense inputs | sparse op | tokens | sparse inputs | d→s | s→d |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    from torchrec_nas.space import liveness
+
+    for i, (b, lv) in enumerate(zip(arch.blocks, liveness(arch))):
+        note = "" if lv.alive else " (dead)"
+        lines.append(
+            f"| {i}{note} | {b.dense_op} | {b.dense_dim} | {list(b.dense_inputs)} | {b.sparse_op} "
+            f"| {b.sparse_tokens} | {list(b.sparse_inputs)} | {int(b.dense_to_sparse)} "
+            f"| {int(b.sparse_to_dense)} |"
+        )
+    return "\n".join(lines)
+
+
+def write_report(cfg: Config, out: str | Path) -> Path:
+    """Writes ``report.md`` (and its PNG figures) from what the stages left under ``out``."""
+    out = Path(out)
+    parts = ["# torchrec_nas report", ""]
+    supernet = (
+        json.loads((out / "supernet.json").read_text())
+        if (out / "supernet.json").exists()
+        else None
+    )
+    if supernet:
+        parts += [
+            "## Supernet training",
+            f"- steps: {supernet['steps']}, rows/s: {supernet['rows_per_second']:,.0f}, "
+            f"final loss: {supernet['final_loss']:.4f}",
+        ]
+        if supernet.get("val"):
+            v = supernet["val"]
+            parts.append(
+                f"- validation of a fixed wide path: logloss {v['logloss']:.4f}, AUC {v['auc']:.4f}"
+            )
+        if _plot_training(
+            _read_jsonl(out / "supernet" / "train_log.jsonl"), out / "supernet_loss.png", "supernet"
+        ):
+            parts += ["", "![supernet loss](supernet_loss.png)"]
+        parts.append("")
+    history = SearchHistory(out / "history.jsonl") if (out / "history.jsonl").exists() else None
+    if history is not None and len(history):
+        best = history.best()
+        parts += [
+            "## Search",
+            f"- strategy: {cfg.search.strategy}; candidates: {len(history)}; evaluated: "
+            f"{history.evaluated}; skipped as already seen (canonical hash): "
+            f"{len(history) - history.evaluated}",
+            f"- best: `{best.arch_hash}`, validation logloss {best.metrics.get('logloss', math.nan):.4f}, "
+            f"AUC {best.metrics.get('auc', math.nan):.4f}, {best.costs.get('flops', math.nan):,.0f} FLOPs/sample",
+            "",
+            describe_architecture(best.arch),
+            "",
+        ]
+        if _plot_search(history, out / "search.png"):
+            parts += ["![search progress](search.png)", ""]
+        try:
+            from torchrec_nas.search.pareto import plot_pareto
+
+            records = [r.to_dict() for r in history if not r.cached and math.isfinite(r.score)]
+            plot_pareto(
+                records,
+                x="flops",
+                y="logloss",
+                out_png=out / "pareto.png",
+                title="validation logloss against FLOPs per sample",
+            )
+            parts += ["![Pareto front](pareto.png)", ""]
+        except (ImportError, ValueError):
+            pass
+    results_path = out / "train" / "results.json"
+    if results_path.exists():
+        results = json.loads(results_path.read_text())
+        parts += [
+            "## Trained from scratch on the same data and budget (test split)",
+            "",
+            "| model | test logloss | test AUC | NE | FLOPs/sample | dense params | train rows/s |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for name, r in results.items():
+            t = r["test"]
+            parts.append(
+                f"| {name} | {t['logloss']:.4f} | {t['auc']:.4f} | {t['ne']:.4f} | "
+                f"{r['flops']:,.0f} | {r['params']:,.0f} | {r['train']['rows_per_second']:,.0f} |"
+            )
+        parts.append("")
+    parts += ["## Configuration", "", "```json", json.dumps(to_mapping(cfg), indent=1), "```", ""]
+    path = out / "report.md"
+    write_text_atomic(path, "\n".join(parts))
+    return path
+
+
+def run_demo(cfg: Config, out: str | Path) -> Path:
+    """Supernet, search, final training with baselines, report: the whole pipeline.
+
+    Each stage resumes from what an earlier, killed run left under ``out``.
+    """
+    from torchrec_nas.data import build_data
+    from torchrec_nas.pipeline import run_search, run_supernet, train_final
+
+    out = Path(out)
+    data = build_data(cfg.data, cfg.seed)
+    if not (out / "supernet.pt").exists():
+        run_supernet(cfg, out, data)
+    summary = run_search(cfg, out, data)
+    arch = Architecture.from_dict(summary["best"]["architecture"])
+    if not (out / "train" / "results.json").exists():
+        train_final(cfg, out, arch, data)
+    return write_report(cfg, out)

@@ -1,0 +1,39 @@
+"""What the search minimizes: a metric, under budgets on metrics and costs."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+
+@dataclass
+class ObjectiveConfig:
+    """The search's objective and constraints.
+
+    Args:
+        metric: what to minimize: a validation metric (``logloss``, ``ne``) or a cost
+            (``flops``, ``params``, ``pim_energy``, ``pim_latency``).
+        budgets: upper limits, by metric or cost name; a candidate over any is infeasible.
+        pareto: metrics and costs whose Pareto front the report shows (all minimized).
+
+    Example::
+
+        ObjectiveConfig(metric="logloss", budgets={"flops": 3e6})
+    """
+
+    metric: str = "logloss"
+    budgets: dict[str, float] = field(default_factory=dict)
+    pareto: list[str] = field(default_factory=lambda: ["logloss", "flops"])
+
+    def score(self, metrics: dict[str, float], costs: dict[str, float]) -> float:
+        """The value to minimize, or ``inf`` when a budget is exceeded."""
+        values = {**costs, **metrics}
+        for name, limit in self.budgets.items():
+            if name not in values:
+                raise KeyError(f"budget on {name!r}, which is neither measured nor costed")
+            if values[name] > limit:
+                return math.inf
+        if self.metric not in values:
+            raise KeyError(f"objective {self.metric!r} is neither measured nor costed")
+        value = values[self.metric]
+        return value if math.isfinite(value) else math.inf
