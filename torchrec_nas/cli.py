@@ -54,7 +54,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    # FBGEMM logs every library it loads at INFO on the root logger; show ours only.
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("torchrec_nas").setLevel(logging.INFO)
+    logging.getLogger("torch.fx._symbolic_trace").setLevel(logging.ERROR)
     # Imported here so that `--help` answers at once.
     from torchrec_nas.config import Config
     from torchrec_nas.config_utils import ConfigError

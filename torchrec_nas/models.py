@@ -19,6 +19,15 @@ from torchrec_nas.modules.subnet import SubnetInteraction
 from torchrec_nas.space import Architecture, SearchSpace
 
 
+def default_quantizer(space: SearchSpace) -> Quantizer:
+    """Straight-through fake quantization if ``space`` searches bit widths, else identity."""
+    if space.bit_choices:
+        from torchrec_nas.modules.quant import fake_quantize
+
+        return fake_quantize
+    return _identity
+
+
 def _check_tables(tables: list[EmbeddingBagConfig], embedding_dim: int) -> None:
     if not tables:
         raise ValueError("at least one EmbeddingBagConfig is required")
@@ -42,7 +51,8 @@ class NASRecModel(nn.Module):
         dense_in_features: number of dense features.
         space: the search space.
         device: where to build the EBC (``"meta"`` for sharding later).
-        quantize: fake quantization for hardware-aware search (identity by default).
+        quantize: fake quantization of weights and activations; by default straight-through
+            fake quantization when the space searches bit widths, else none.
 
     Example::
 
@@ -61,10 +71,11 @@ class NASRecModel(nn.Module):
         dense_in_features: int,
         space: SearchSpace,
         device: torch.device | str | None = None,
-        quantize: Quantizer = _identity,
+        quantize: Quantizer | None = None,
     ) -> None:
         super().__init__()
         _check_tables(tables, space.embedding_dim)
+        quantize = quantize or default_quantizer(space)
         self.space = space
         self.tables = list(tables)
         self.dense_in_features = dense_in_features
@@ -139,7 +150,7 @@ class NASRecSubnet(nn.Module):
         dense_in_features: int,
         space: SearchSpace,
         arch: Architecture,
-        quantize: Quantizer = _identity,
+        quantize: Quantizer | None = None,
     ) -> NASRecSubnet:
         """A freshly initialized subnet of ``arch`` (for training from scratch)."""
         space.validate(arch)

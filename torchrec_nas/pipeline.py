@@ -106,7 +106,10 @@ def run_search(cfg: Config, out: str | Path, data: DataSplits | None = None) -> 
     dense_in = len(data.spec.dense_names)
 
     def costs(arch: Architecture) -> dict[str, float]:
-        return architecture_costs(arch, cfg.space, dense_in, tables)
+        objective = cfg.search.objective
+        return architecture_costs(
+            arch, cfg.space, dense_in, tables, objective.hardware, objective.embedding_mode
+        )
 
     history = SearchHistory(out / "history.jsonl")
     strategy = make_strategy(cfg.space, cfg.search, cfg.seed)

@@ -95,6 +95,35 @@ def describe_architecture(arch: Architecture) -> str:
     return "\n".join(lines)
 
 
+def _pareto_section(cfg: Config, history: SearchHistory, out: Path) -> list[str]:
+    """Pareto plots of validation logloss against each cost the search recorded."""
+    from torchrec_nas.search.pareto import pareto_front, plot_pareto
+
+    records = [r.to_dict() for r in history if not r.cached and math.isfinite(r.score)]
+    if not records:
+        return []
+    y = cfg.search.objective.pareto[0]
+    xs = [x for x in cfg.search.objective.pareto[1:]]
+    if "pim_energy" in records[0]["costs"] and "pim_energy" not in xs:
+        xs.append("pim_energy")
+    parts: list[str] = []
+    for x in xs:
+        png = f"pareto_{x}.png"
+        plot_pareto(records, x=x, y=y, out_png=out / png, title=f"{y} against {x}")
+        front = pareto_front(records, [y, x])
+        parts += [
+            f"### Pareto front: {y} against {x} ({len(front)} of {len(records)} candidates)",
+            "",
+        ]
+        parts += [f"| hash | {y} | {x} |", "|---|---|---|"]
+        for r in sorted(front, key=lambda r: r["costs"].get(x, r["metrics"].get(x, 0.0))):
+            xv = r["costs"].get(x, r["metrics"].get(x))
+            yv = r["metrics"].get(y, r["costs"].get(y))
+            parts.append(f"| `{r['hash']}` | {_fmt(yv)} | {_fmt(xv)} |")
+        parts += ["", f"![Pareto front]({png})", ""]
+    return parts
+
+
 def write_report(cfg: Config, out: str | Path) -> Path:
     """Writes ``report.md`` (and its PNG figures) from what the stages left under ``out``."""
     out = Path(out)
@@ -136,20 +165,7 @@ def write_report(cfg: Config, out: str | Path) -> Path:
         ]
         if _plot_search(history, out / "search.png"):
             parts += ["![search progress](search.png)", ""]
-        try:
-            from torchrec_nas.search.pareto import plot_pareto
-
-            records = [r.to_dict() for r in history if not r.cached and math.isfinite(r.score)]
-            plot_pareto(
-                records,
-                x="flops",
-                y="logloss",
-                out_png=out / "pareto.png",
-                title="validation logloss against FLOPs per sample",
-            )
-            parts += ["![Pareto front](pareto.png)", ""]
-        except (ImportError, ValueError):
-            pass
+        parts += _pareto_section(cfg, history, out)
     results_path = out / "train" / "results.json"
     if results_path.exists():
         results = json.loads(results_path.read_text())

@@ -94,10 +94,31 @@ def architecture_costs(
     space: SearchSpace,
     dense_in_features: int,
     tables: Sequence[EmbeddingBagConfig],
+    hardware: str | None = "isaac",
+    embedding_mode: str = "near_memory",
 ) -> dict[str, float]:
-    """``flops`` and ``params`` (dense) per sample of ``arch``: the search's cheap costs."""
+    """The search's costs of ``arch`` per sample: ``flops``, dense ``params`` and, with a PIM
+    ``hardware`` preset (or YAML file), ``pim_energy`` (pJ), ``pim_latency`` (ns),
+    ``pim_area`` (mm²) and ``pim_crossbars``. Cheap enough (about a millisecond) to run for
+    every candidate.
+
+    Example::
+
+        costs = architecture_costs(arch, space, 13, tables, hardware="isaac")
+    """
     layers = model_layers(arch, space, dense_in_features, tables)
-    return {"flops": float(count_flops(layers)), "params": float(count_params(layers))}
+    costs = {"flops": float(count_flops(layers)), "params": float(count_params(layers))}
+    if hardware is not None:
+        from torchrec_nas.hardware.pim import estimate_cost
+
+        report = estimate_cost(layers, hardware, embedding_mode)  # type: ignore[arg-type]
+        costs.update(
+            pim_energy=float(report.energy_pj),
+            pim_latency=float(report.latency_ns),
+            pim_area=float(report.area_mm2),
+            pim_crossbars=float(report.crossbars),
+        )
+    return costs
 
 
 def _block_layers(name: str, bp: BlockPlan, sizes: SlotSizes) -> list[Layer]:

@@ -15,6 +15,9 @@ class ObjectiveConfig:
             (``flops``, ``params``, ``pim_energy``, ``pim_latency``).
         budgets: upper limits, by metric or cost name; a candidate over any is infeasible.
         pareto: metrics and costs whose Pareto front the report shows (all minimized).
+        hardware: PIM hardware preset (``isaac``, ``mnsim``, ``neurosim``) or YAML file that
+            prices every candidate (``pim_*`` costs); ``null`` to skip PIM costs.
+        embedding_mode: ``near_memory`` or ``in_crossbar`` embedding lookups.
 
     Example::
 
@@ -24,6 +27,25 @@ class ObjectiveConfig:
     metric: str = "logloss"
     budgets: dict[str, float] = field(default_factory=dict)
     pareto: list[str] = field(default_factory=lambda: ["logloss", "flops"])
+    hardware: str | None = "isaac"
+    embedding_mode: str = "near_memory"
+
+    def validate(self) -> None:
+        known = {"logloss", "ne", "flops", "params"} | {
+            "pim_energy",
+            "pim_latency",
+            "pim_area",
+            "pim_crossbars",
+        }
+        for name in [self.metric, *self.budgets, *self.pareto]:
+            if name not in known:
+                raise ValueError(f"unknown objective {name!r}; known: {sorted(known)}")
+            if name.startswith("pim_") and self.hardware is None:
+                raise ValueError(f"{name!r} needs a PIM `hardware`")
+        if self.embedding_mode not in ("near_memory", "in_crossbar"):
+            raise ValueError(
+                f"embedding_mode: {self.embedding_mode!r} is not near_memory or in_crossbar"
+            )
 
     def score(self, metrics: dict[str, float], costs: dict[str, float]) -> float:
         """The value to minimize, or ``inf`` when a budget is exceeded."""
