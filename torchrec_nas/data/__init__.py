@@ -8,6 +8,7 @@ preprocessed once into a memory-mapped cache (:func:`preprocess`).
 
 from torchrec_nas.data.batching import BatchStream, FeatureArrays
 from torchrec_nas.data.build import DataSplits, build_data
+from torchrec_nas.data.cache import load_cache, preprocess, preprocess_main
 from torchrec_nas.data.config import (
     ColumnConfig,
     DataConfig,
@@ -16,8 +17,14 @@ from torchrec_nas.data.config import (
     TableSchema,
 )
 from torchrec_nas.data.spec import DataSpec
+from torchrec_nas.data.text import BadRowError, DataError
 
 __all__ = [
+    "BadRowError",
+    "DataError",
+    "load_cache",
+    "preprocess",
+    "preprocess_main",
     "BatchStream",
     "ColumnConfig",
     "DataConfig",

@@ -1,0 +1,194 @@
+"""The preprocessed binary cache: ``.npy`` arrays per split, memory-mapped, and a manifest.
+
+Layout of a cache directory::
+
+    manifest.json                      spec, rows, positives, split, source fingerprint, summary
+    {split}_dense.npy                  float32 [n, num_dense]
+    {split}_sparse.npy                 int32   [n, num_one_hot]   table rows
+    {split}_labels.npy                 float32 [n]
+    {split}_mh{k}_values.npy           int32   multi-hot feature k's ids
+    {split}_mh{k}_offsets.npy          int64   [n + 1]
+
+with ``split`` in ``train``, ``val``, ``test``. The manifest is written last, so a cache whose
+writing was interrupted is never reused. A cache is reused when its manifest's fingerprint
+(input files' paths, sizes, modification times and a hash of their first MiB, plus every config
+field that changes the content) equals the new one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from torchrec_nas.config_utils import to_mapping
+from torchrec_nas.data.batching import FeatureArrays
+from torchrec_nas.data.config import DataConfig
+from torchrec_nas.data.spec import DataSpec
+from torchrec_nas.data.text import DataError
+
+logger = logging.getLogger(__name__)
+
+CACHE_VERSION = 1
+SPLITS = ("train", "val", "test")
+_CONTENT_FIELDS = (
+    "source",
+    "split",
+    "split_fractions",
+    "split_seed",
+    "on_bad_row",
+    "hash_buckets",
+    "min_frequency",
+    "max_rows_per_table",
+    "kdd12_profile_path",
+    "schema",
+    "npy_days",
+)
+
+
+def file_fingerprint(path: Path) -> dict[str, Any]:
+    """Path, size, modification time and SHA-256 of the first MiB of a file."""
+    st = path.stat()
+    with open(path, "rb") as f:
+        head = hashlib.sha256(f.read(1 << 20)).hexdigest()
+    return {
+        "path": str(path.resolve()),
+        "size": st.st_size,
+        "mtime_ns": st.st_mtime_ns,
+        "head_sha256": head,
+    }
+
+
+def fingerprint(cfg: DataConfig, files: list[Path]) -> dict[str, Any]:
+    """What a cache's content depends on."""
+    config = {name: to_mapping(getattr(cfg, name)) for name in _CONTENT_FIELDS}
+    return {
+        "version": CACHE_VERSION,
+        "config": config,
+        "files": [file_fingerprint(p) for p in files],
+    }
+
+
+def read_manifest(cache_dir: str | Path) -> dict[str, Any] | None:
+    """The manifest of a complete cache, or ``None``."""
+    path = Path(cache_dir) / "manifest.json"
+    if not path.is_file():
+        return None
+    try:
+        manifest: dict[str, Any] = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    return manifest
+
+
+def write_cache(
+    cache_dir: str | Path,
+    spec: DataSpec,
+    parts: list[FeatureArrays],
+    fingerprint_: dict[str, Any],
+    summary: dict[str, Any],
+) -> dict[str, Any]:
+    """Writes the splits and, last, the manifest. Returns the manifest."""
+    root = Path(cache_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "manifest.json").unlink(missing_ok=True)
+    for split, part in zip(SPLITS, parts):
+        np.save(root / f"{split}_dense.npy", np.asarray(part.dense, dtype=np.float32))
+        np.save(root / f"{split}_sparse.npy", np.asarray(part.sparse, dtype=np.int32))
+        np.save(root / f"{split}_labels.npy", np.asarray(part.labels, dtype=np.float32))
+        for k, (values, offsets) in enumerate(part.multi_hot):
+            np.save(root / f"{split}_mh{k}_values.npy", np.asarray(values, dtype=np.int32))
+            np.save(root / f"{split}_mh{k}_offsets.npy", np.asarray(offsets, dtype=np.int64))
+    manifest = {
+        "spec": spec.to_dict(),
+        "rows": {s: len(p) for s, p in zip(SPLITS, parts)},
+        "positives": {s: int(np.asarray(p.labels).sum()) for s, p in zip(SPLITS, parts)},
+        "fingerprint": fingerprint_,
+        "summary": summary,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+    fd, tmp = tempfile.mkstemp(dir=root, suffix=".json")
+    with os.fdopen(fd, "w") as f:
+        json.dump(manifest, f, indent=2)
+    os.replace(tmp, root / "manifest.json")
+    return manifest
+
+
+def load_cache(cache_dir: str | Path) -> tuple[DataSpec, list[FeatureArrays], dict[str, Any]]:
+    """The spec, the memory-mapped splits and the manifest of a cache directory.
+
+    Example::
+
+        spec, (train, val, test), manifest = load_cache("/data/criteo_cache")
+    """
+    root = Path(cache_dir)
+    manifest = read_manifest(root)
+    if manifest is None:
+        raise DataError(f"{root}: not a complete torchrec_nas data cache (no manifest.json)")
+    spec = DataSpec.from_dict(manifest["spec"])
+    parts = []
+    for split in SPLITS:
+
+        def load(name: str, split: str = split) -> np.ndarray:
+            return np.load(root / f"{split}_{name}.npy", mmap_mode="r")
+
+        multi = [
+            (load(f"mh{k}_values"), load(f"mh{k}_offsets")) for k in range(len(spec.multi_hot))
+        ]
+        parts.append(FeatureArrays(load("dense"), load("sparse"), load("labels"), multi))
+    return spec, parts, manifest
+
+
+def preprocess(cfg: DataConfig, out_dir: str | Path) -> dict[str, Any]:
+    """Turns a file source into a cache in ``out_dir``, or reuses the cache already there.
+
+    Args:
+        cfg: the ``data:`` config (its ``source`` must be a file source).
+        out_dir: the cache directory.
+
+    Returns:
+        A summary: ``reused``, ``cache_dir``, rows per split, positives, skipped bad rows,
+        seconds and rows per second.
+
+    Example::
+
+        summary = preprocess(DataConfig(source="criteo_tsv", path="train.txt"), "cache/")
+        data = build_data(DataConfig(source="cache", path="cache/"))
+    """
+    from torchrec_nas.data.pipeline import make_reader, materialize
+
+    if cfg.source in ("synthetic", "cache"):
+        raise DataError(f"source {cfg.source!r}: nothing to preprocess (needs a file source)")
+    reader = make_reader(cfg)
+    fp = fingerprint(cfg, reader.files)
+    old = read_manifest(out_dir)
+    if old is not None and old.get("fingerprint") == fp:
+        logger.info("%s: reusing the cache (same inputs and config)", out_dir)
+        return {
+            "reused": True,
+            "cache_dir": str(out_dir),
+            "rows": old["rows"],
+            "positives": old["positives"],
+            "skipped_bad_rows": old["summary"].get("skipped_bad_rows", 0),
+        }
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out_dir, prefix=".raw_") as tmp:
+        spec, parts, summary = materialize(reader, cfg, Path(tmp))
+    start = time.perf_counter()
+    write_cache(out_dir, spec, parts, fp, summary)
+    summary["write_seconds"] = round(time.perf_counter() - start, 3)
+    logger.info("%s: wrote the cache: %s", out_dir, summary["rows"])
+    return {"reused": False, "cache_dir": str(out_dir), **summary}
+
+
+def preprocess_main(cfg: DataConfig, out_dir: str) -> dict[str, Any]:
+    """Entry point of ``torchrec-nas preprocess``: validates ``cfg``, then :func:`preprocess`."""
+    cfg.validate()
+    return preprocess(cfg, out_dir)

@@ -1,0 +1,202 @@
+"""From a file source to train/val/test arrays: collect raw rows, compact ids, split, cache.
+
+The steps every file source shares:
+
+1. stream the reader's :class:`RawChunk`s to per-column raw files (so that memory holds one
+   chunk at a time while parsing);
+2. compact each categorical column's raw ids into table rows (min frequency, row cap), which
+   sizes ``DataSpec.num_embeddings`` from the data;
+3. split (stratified or time-ordered), standardize dense columns with train statistics;
+4. keep the splits in memory, or write them to a cache directory of ``.npy`` files plus a
+   ``manifest.json`` (see :mod:`torchrec_nas.data.cache`).
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from torchrec_nas.data.batching import FeatureArrays
+from torchrec_nas.data.build import DataSplits, streams_from_arrays
+from torchrec_nas.data.config import DataConfig
+from torchrec_nas.data.ids import compact_ids
+from torchrec_nas.data.reader import SourceReader
+from torchrec_nas.data.spec import DataSpec
+from torchrec_nas.data.split import split_indices
+from torchrec_nas.data.text import DataError
+
+logger = logging.getLogger(__name__)
+
+
+def make_reader(cfg: DataConfig) -> SourceReader:
+    """The reader of a file source named by ``cfg.source``."""
+    if cfg.source == "criteo_tsv":
+        from torchrec_nas.data.criteo import CriteoTsvReader
+
+        return CriteoTsvReader.from_config(cfg)
+    if cfg.source == "criteo_npy":
+        from torchrec_nas.data.criteo_npy import CriteoNpyReader
+
+        return CriteoNpyReader.from_config(cfg)
+    if cfg.source == "avazu":
+        from torchrec_nas.data.avazu import AvazuReader
+
+        return AvazuReader.from_config(cfg)
+    if cfg.source == "kdd12":
+        from torchrec_nas.data.kdd12 import Kdd12Reader
+
+        return Kdd12Reader.from_config(cfg)
+    if cfg.source == "tabular":
+        from torchrec_nas.data.tabular import TableReader
+
+        return TableReader.from_config(cfg)
+    raise DataError(f"source {cfg.source!r} has no file reader")
+
+
+class _RawStore:
+    """Appends chunks to one raw file per column in ``root``."""
+
+    def __init__(self, root: Path, num_sparse: int, num_multi: int) -> None:
+        self.root = root
+        self.rows = 0
+        self.num_dense: int | None = None
+        names = ["dense", "labels", "order"]
+        names += [f"sparse_{j}" for j in range(num_sparse)]
+        names += [f"mh_{k}_values" for k in range(num_multi)]
+        names += [f"mh_{k}_lengths" for k in range(num_multi)]
+        self._files = {n: open(root / f"{n}.raw", "wb") for n in names}  # noqa: SIM115
+        self.has_order = False
+
+    def add(self, chunk: Any) -> None:
+        self.rows += len(chunk)
+        self.num_dense = chunk.dense.shape[1]
+        f = self._files
+        f["dense"].write(np.ascontiguousarray(chunk.dense, dtype=np.float32).tobytes())
+        f["labels"].write(np.ascontiguousarray(chunk.labels, dtype=np.float32).tobytes())
+        if chunk.order is not None:
+            self.has_order = True
+            f["order"].write(np.ascontiguousarray(chunk.order, dtype=np.float64).tobytes())
+        for j in range(chunk.sparse.shape[1]):
+            f[f"sparse_{j}"].write(np.ascontiguousarray(chunk.sparse[:, j], np.int64).tobytes())
+        for k, (values, lengths) in enumerate(chunk.multi_hot):
+            f[f"mh_{k}_values"].write(np.ascontiguousarray(values, np.int64).tobytes())
+            f[f"mh_{k}_lengths"].write(np.ascontiguousarray(lengths, np.int64).tobytes())
+
+    def close(self) -> None:
+        for f in self._files.values():
+            f.close()
+
+    def load(self, name: str, dtype: type) -> np.ndarray:
+        return np.fromfile(self.root / f"{name}.raw", dtype=dtype)
+
+
+def materialize(
+    reader: SourceReader, cfg: DataConfig, workdir: Path
+) -> tuple[DataSpec, list[FeatureArrays], dict[str, Any]]:
+    """Reads every row of ``reader`` and returns the spec, the three splits and a summary.
+
+    Args:
+        reader: the source.
+        cfg: ids (min frequency, row cap) and split settings.
+        workdir: an empty directory for the raw column files.
+    """
+    start = time.perf_counter()
+    num_sparse, num_multi = len(reader.sparse_names), len(reader.multi_hot_names)
+    store = _RawStore(workdir, num_sparse, num_multi)
+    try:
+        for chunk in reader.chunks():
+            store.add(chunk)
+    finally:
+        store.close()
+    parse_s = time.perf_counter() - start
+    n = store.rows
+    if n == 0:
+        raise DataError(f"{', '.join(map(str, reader.files))}: no rows to read")
+    num_dense = len(reader.dense_names)
+    labels = store.load("labels", np.float32)
+    order = store.load("order", np.float64) if store.has_order else None
+    index = split_indices(labels, cfg.split_fractions, cfg.split, cfg.split_seed, order)
+
+    sparse = np.empty((n, num_sparse), dtype=np.int32)
+    tables: list[int] = []
+    for j in range(num_sparse):
+        rows, size = compact_ids(
+            store.load(f"sparse_{j}", np.int64), reader.min_frequency[j], cfg.max_rows_per_table
+        )
+        sparse[:, j] = rows
+        tables.append(size)
+    multi: list[tuple[np.ndarray, np.ndarray]] = []
+    for k in range(num_multi):
+        rows, size = compact_ids(
+            store.load(f"mh_{k}_values", np.int64),
+            reader.min_frequency[num_sparse + k],
+            cfg.max_rows_per_table,
+        )
+        offsets = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(store.load(f"mh_{k}_lengths", np.int64), out=offsets[1:])
+        multi.append((rows, offsets))
+        tables.append(size)
+
+    dense = store.load("dense", np.float32).reshape(n, num_dense)
+    stats = {}
+    for j, name in enumerate(reader.dense_names):
+        if reader.standardize[j]:
+            train_col = dense[index[0], j] if len(index[0]) else dense[:, j]
+            mean, std = float(train_col.mean()), float(train_col.std())
+            dense[:, j] = (dense[:, j] - mean) / (std if std > 0 else 1.0)
+            stats[name] = {"mean": mean, "std": std}
+    full = FeatureArrays(dense, sparse, labels, multi)
+    parts = [full.take(i) for i in index]
+    spec = DataSpec(
+        dense_names=list(reader.dense_names),
+        sparse_names=[*reader.sparse_names, *reader.multi_hot_names],
+        num_embeddings=tables,
+        multi_hot=list(reader.multi_hot_names),
+    )
+    total_s = time.perf_counter() - start
+    summary: dict[str, Any] = {
+        "rows_read": n,
+        "skipped_bad_rows": reader.bad.skipped,
+        "bad_row_examples": list(reader.bad.examples),
+        "rows": {"train": len(parts[0]), "val": len(parts[1]), "test": len(parts[2])},
+        "positives": {s: int(p.labels.sum()) for s, p in zip(("train", "val", "test"), parts)},
+        "standardize": stats,
+        "parse_seconds": round(parse_s, 3),
+        "seconds": round(total_s, 3),
+        "rows_per_second": round(n / total_s) if total_s > 0 else None,
+    }
+    if reader.bad.skipped:
+        logger.warning(
+            "%s: skipped %d bad rows (on_bad_row: skip); first: %s",
+            ", ".join(map(str, reader.files)),
+            reader.bad.skipped,
+            reader.bad.examples[:1],
+        )
+    return spec, parts, summary
+
+
+def build_from_source(cfg: DataConfig, seed: int, rank: int = 0, world_size: int = 1) -> DataSplits:
+    """``build_data`` for every source but ``synthetic``."""
+    from torchrec_nas.data.cache import load_cache, preprocess
+
+    if cfg.source == "cache" or cfg.cache_dir:
+        cache_dir = cfg.cache_dir if cfg.source != "cache" or not cfg.path else cfg.path
+        assert cache_dir is not None
+        summary: dict[str, Any] = {}
+        if cfg.source != "cache":
+            summary = preprocess(cfg, cache_dir)
+        spec, parts, manifest = load_cache(cache_dir)
+        info = {"source": cfg.source, "cache_dir": str(cache_dir), **summary}
+        info.setdefault("skipped_bad_rows", manifest.get("summary", {}).get("skipped_bad_rows", 0))
+        return streams_from_arrays(cfg, spec, parts, seed, rank, world_size, info)
+    reader = make_reader(cfg)
+    with tempfile.TemporaryDirectory(prefix="torchrec_nas_data_") as tmp:
+        spec, parts, summary = materialize(reader, cfg, Path(tmp))
+    return streams_from_arrays(
+        cfg, spec, parts, seed, rank, world_size, {"source": cfg.source, **summary}
+    )

@@ -1,0 +1,340 @@
+"""Streaming delimited text files in blocks, with bad-row handling that names file and line.
+
+Files are read in blocks of whole lines (never whole), each block parsed by pyarrow's CSV reader
+(multi-threaded) into typed columns. Line numbers are tracked per block, so a bad value is
+reported as ``FILE:LINE: field NAME: what is wrong``. The ``on_bad_row`` policy decides whether
+that raises (:class:`BadRowError`) or the row is skipped and counted (:class:`BadRows`).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+from torchrec_nas.data.ids import MISSING
+
+logger = logging.getLogger(__name__)
+
+
+class DataError(ValueError):
+    """Input data that cannot be read: a missing or unreadable file, or a bad row."""
+
+
+class BadRowError(DataError):
+    """A bad row under ``on_bad_row: error``.
+
+    Args:
+        path: the file.
+        line: 1-based line number in the file.
+        field: the field's name (``"row"`` for a wrong number of fields).
+        reason: what is wrong.
+    """
+
+    def __init__(self, path: str | Path, line: int, field: str, reason: str) -> None:
+        self.path, self.line, self.field, self.reason = str(path), line, field, reason
+        super().__init__(f"{path}:{line}: field {field}: {reason}")
+
+
+@dataclass
+class BadRows:
+    """The ``on_bad_row`` policy and what it skipped.
+
+    Args:
+        policy: ``error`` or ``skip``.
+        skipped: rows skipped so far.
+        examples: the first few skipped rows' messages.
+    """
+
+    policy: str = "error"
+    skipped: int = 0
+    examples: list[str] = field(default_factory=list)
+
+    def report(self, path: str | Path, line: int, field: str, reason: str) -> None:
+        """Raises under ``error``; counts (and keeps up to 10 examples) under ``skip``."""
+        if self.policy == "error":
+            raise BadRowError(path, line, field, reason)
+        self.skipped += 1
+        if len(self.examples) < 10:
+            self.examples.append(str(BadRowError(path, line, field, reason)))
+
+
+@dataclass
+class TextBlock:
+    """One parsed block of a text file.
+
+    Args:
+        table: the block's rows with the wanted column types (wrong-width rows removed).
+        path: the file.
+        lines: the 1-based file line of every row of ``table``.
+    """
+
+    table: pa.Table
+    path: Path
+    lines: np.ndarray
+
+
+def check_readable(path: str | Path) -> Path:
+    """The path, or a :class:`DataError` saying why it cannot be read."""
+    p = Path(path)
+    if not p.exists():
+        raise DataError(f"{p}: file not found")
+    if not p.is_file():
+        raise DataError(f"{p}: not a regular file")
+    try:
+        with open(p, "rb") as f:
+            f.read(1)
+    except OSError as e:
+        raise DataError(f"{p}: cannot be read: {e}") from e
+    return p
+
+
+def read_header(path: Path, delimiter: str) -> list[str]:
+    """The column names in the first line of a file."""
+    with open(path, "rb") as f:
+        first = f.readline().decode("utf-8", errors="replace").rstrip("\r\n")
+    if not first:
+        raise DataError(f"{path}:1: expected a header line, found an empty line")
+    return [c.strip().strip('"') for c in first.split(delimiter)]
+
+
+def _parse(
+    data: bytes,
+    names: list[str],
+    types: dict[str, pa.DataType],
+    delimiter: str,
+    quote: bool,
+    threads: bool,
+) -> tuple[pa.Table, list[tuple[int | None, int, str]]]:
+    invalid: list[tuple[int | None, int, str]] = []
+
+    def handler(row: pacsv.InvalidRow) -> str:
+        invalid.append((row.number, row.actual_columns, row.text))
+        return "skip"
+
+    table = pacsv.read_csv(
+        io.BytesIO(data),
+        read_options=pacsv.ReadOptions(column_names=names, use_threads=threads),
+        parse_options=pacsv.ParseOptions(
+            delimiter=delimiter,
+            quote_char='"' if quote else False,
+            double_quote=quote,
+            escape_char=False,
+            ignore_empty_lines=False,
+            invalid_row_handler=handler,
+        ),
+        convert_options=pacsv.ConvertOptions(
+            column_types=types,
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=False,
+            null_values=[""],
+            true_values=[],
+            false_values=[],
+        ),
+    )
+    return table, invalid
+
+
+def iter_blocks(
+    path: str | Path,
+    names: list[str],
+    types: dict[str, pa.DataType],
+    bad: BadRows,
+    delimiter: str = "\t",
+    header: bool = False,
+    quote: bool = False,
+    block_bytes: int = 32 << 20,
+) -> Iterator[TextBlock]:
+    """Reads a delimited text file in blocks of whole lines.
+
+    Args:
+        path: the file.
+        names: the column names, in file order.
+        types: the pyarrow type of each column (``pa.string()`` keeps the text; typed columns
+            that fail to convert fall back to text so that the bad value can be located).
+        bad: the bad-row policy; rows with the wrong number of fields are reported to it.
+        delimiter: the field delimiter.
+        header: skip the first line.
+        quote: honour ``"`` quoting (quoted fields must not contain newlines).
+        block_bytes: bytes per block.
+
+    Yields:
+        :class:`TextBlock`s with every row's file line number.
+    """
+    p = check_readable(path)
+    line0 = 1
+    with open(p, "rb") as f:
+        if header:
+            f.readline()
+            line0 = 2
+        rest = b""
+        while True:
+            chunk = f.read(block_bytes)
+            data = rest + chunk
+            if not chunk:
+                rest = b""
+            else:
+                cut = data.rfind(b"\n") + 1
+                if cut == 0:  # one line longer than a block: keep reading
+                    rest = data
+                    continue
+                data, rest = data[:cut], data[cut:]
+            if not data:
+                break
+            # pyarrow ends a line at \n, \r\n or a lone \r; count lines the same way.
+            num_lines = data.count(b"\n") + data.count(b"\r") - data.count(b"\r\n")
+            num_lines += 0 if data.endswith((b"\n", b"\r")) else 1
+            yield _block(p, data, line0, num_lines, names, types, bad, delimiter, quote)
+            line0 += num_lines
+            if not chunk:
+                break
+
+
+def _block(
+    p: Path,
+    data: bytes,
+    line0: int,
+    num_lines: int,
+    names: list[str],
+    types: dict[str, pa.DataType],
+    bad: BadRows,
+    delimiter: str,
+    quote: bool,
+) -> TextBlock:
+    try:
+        table, invalid = _parse(data, names, types, delimiter, quote, threads=True)
+    except pa.ArrowInvalid as e:
+        if "conversion error" not in str(e).lower() and "CSV conversion" not in str(e):
+            raise DataError(f"{p}:{line0}: cannot parse block: {e}") from e
+        # A value that does not fit its column type: re-read as text and let the caller's
+        # converters name the row.
+        text_types = {n: pa.string() for n in names}
+        table, invalid = _parse(data, names, text_types, delimiter, quote, threads=True)
+    if invalid and any(num is None for num, _, _ in invalid):
+        # Threaded parsing does not number rows; a single-threaded parse does.
+        _, invalid = _parse(
+            data, names, {n: pa.string() for n in names}, delimiter, quote, threads=False
+        )
+    numbered = sorted((int(num), actual) for num, actual, _ in invalid if num is not None)
+    for local, actual in numbered:
+        bad.report(p, line0 + local - 1, "row", f"expected {len(names)} fields, found {actual}")
+    skipped_local = [local for local, _ in numbered]
+    local_lines = np.arange(1, num_lines + 1)
+    if skipped_local:
+        local_lines = np.setdiff1d(local_lines, np.array(skipped_local))
+    lines = line0 - 1 + local_lines[: table.num_rows]
+    return TextBlock(table=table, path=p, lines=lines)
+
+
+_INT_RE = r"^\s*[-+]?[0-9]+\s*$"
+_FLOAT_RE = r"^\s*[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?\s*$"
+
+
+class RowChecker:
+    """Collects per-row problems of one block and applies the policy once, in line order.
+
+    Example::
+
+        check = RowChecker(block, bad)
+        ints, ok = to_int(block.table["I1"]); check.flag(~ok, "I1", "is not an integer")
+        keep = check.resolve()  # raises on the first bad row, or the rows to keep
+    """
+
+    def __init__(self, block: TextBlock, bad: BadRows) -> None:
+        self.block, self.bad = block, bad
+        self.problem: np.ndarray = np.zeros(block.table.num_rows, dtype=bool)
+        self._first: dict[int, tuple[str, str]] = {}
+
+    def flag(
+        self, mask: np.ndarray, field: str, reason_for: str, column: str | None = None
+    ) -> None:
+        """Marks rows in ``mask`` as bad in ``field``; ``reason_for`` may use ``{value}``."""
+        if not mask.any():
+            return
+        values = self.block.table[column or field]
+        rows = np.flatnonzero(mask & ~self.problem)
+        if self.bad.policy == "error":
+            rows = rows[:1]
+        elif len(self.bad.examples) >= 10:
+            rows = rows[:0]
+        for r in rows.tolist():
+            self._first[r] = (field, reason_for.format(value=repr(values[r].as_py())))
+        self.problem |= mask
+
+    def resolve(self) -> np.ndarray:
+        """Raises (``error``) or counts (``skip``) the bad rows; returns the rows to keep."""
+        bad_rows = np.flatnonzero(self.problem)
+        for r in bad_rows.tolist():
+            field, reason = self._first.get(r, ("row", "bad value"))
+            self.bad.report(self.block.path, int(self.block.lines[r]), field, reason)
+        return ~self.problem
+
+
+def to_int(col: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(values, ok, missing)``: int64 values (0 where missing or bad) and masks."""
+    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    missing = arr.is_null().to_numpy(zero_copy_only=False)
+    if pa.types.is_integer(arr.type):
+        values = arr.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
+        return values, np.ones(len(arr), dtype=bool), missing
+    ok = pc.match_substring_regex(arr, _INT_RE).fill_null(True).to_numpy(zero_copy_only=False)
+    clean = pc.if_else(pa.array(ok), arr, pa.scalar(None, pa.string()))
+    values = pc.cast(pc.utf8_trim_whitespace(clean), pa.int64()).fill_null(0)
+    return values.to_numpy(zero_copy_only=False), ok | missing, missing
+
+
+def to_float(col: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(values, ok, missing)``: float64 values (0 where missing or bad) and masks."""
+    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    missing = arr.is_null().to_numpy(zero_copy_only=False)
+    if pa.types.is_integer(arr.type) or pa.types.is_floating(arr.type):
+        values = arr.fill_null(0).to_numpy(zero_copy_only=False).astype(np.float64)
+        finite = np.isfinite(values)
+        return np.where(finite, values, 0.0), finite | missing, missing
+    ok = pc.match_substring_regex(arr, _FLOAT_RE).fill_null(True).to_numpy(zero_copy_only=False)
+    clean = pc.if_else(pa.array(ok), arr, pa.scalar(None, pa.string()))
+    values = pc.cast(pc.utf8_trim_whitespace(clean), pa.float64()).fill_null(0)
+    return values.to_numpy(zero_copy_only=False), ok | missing, missing
+
+
+_HEX_LUT = np.full(256, 255, dtype=np.uint8)
+for _i, _c in enumerate(b"0123456789abcdef"):
+    _HEX_LUT[_c] = _i
+for _i, _c in enumerate(b"ABCDEF"):
+    _HEX_LUT[_c] = 10 + _i
+_SHIFTS = np.arange(28, -1, -4, dtype=np.int64)
+
+
+def hex8(col: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """``(raw_ids, ok)`` of a column of 8-hex-digit categories; empty fields are :data:`MISSING`.
+
+    Decodes straight from the Arrow string buffers: one gather of 8 bytes per row and a lookup
+    table, no Python per row.
+    """
+    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    if not pa.types.is_string(arr.type):
+        arr = pc.cast(arr, pa.string())
+    n = len(arr)
+    bufs = arr.buffers()
+    offsets = np.frombuffer(bufs[1], dtype=np.int32)[arr.offset : arr.offset + n + 1]
+    data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None else np.zeros(0, np.uint8)
+    lengths = np.diff(offsets)
+    valid = arr.is_valid().to_numpy(zero_copy_only=False)
+    lengths = np.where(valid, lengths, 0)
+    out = np.full(n, MISSING, dtype=np.int64)
+    ok = (lengths == 0) | (lengths == 8)
+    eight = np.flatnonzero(lengths == 8)
+    if len(eight):
+        nib = _HEX_LUT[data[offsets[eight][:, None] + np.arange(8)]]
+        good = (nib != 255).all(axis=1)
+        out[eight] = (nib.astype(np.int64) << _SHIFTS).sum(axis=1)
+        ok[eight[~good]] = False
+        out[eight[~good]] = MISSING
+    return out, ok
