@@ -184,7 +184,7 @@ class DataConfig:
     min_frequency: int = 1
     max_rows_per_table: int | None = 500_000
     cache_dir: str | None = None
-    chunk_rows: int = 262_144
+    chunk_rows: int = 32_768
     kdd12_profile_path: str | None = None
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
     schema: TableSchema | None = None

@@ -24,7 +24,7 @@ import pyarrow as pa
 from torchrec_nas.data.config import DataConfig
 from torchrec_nas.data.ids import bucketize
 from torchrec_nas.data.reader import RawChunk, SourceReader, keep_rows
-from torchrec_nas.data.text import BadRows, RowChecker, hex8, iter_blocks, to_int
+from torchrec_nas.data.text import BadRows, RowChecker, TextBlock, hex8, iter_blocks, to_int
 
 INT_NAMES = [f"I{i}" for i in range(1, 14)]
 CAT_NAMES = [f"C{i}" for i in range(1, 27)]
@@ -60,7 +60,7 @@ class CriteoTsvReader(SourceReader):
         hash_buckets: list[int | None],
         bad: BadRows,
         min_frequency: int = 1,
-        block_bytes: int = 32 << 20,
+        block_bytes: int = 8 << 20,
     ) -> None:
         super().__init__(
             dense_names=list(INT_NAMES),
@@ -88,25 +88,25 @@ class CriteoTsvReader(SourceReader):
 
     def chunks(self) -> Iterator[RawChunk]:
         for path in self.files:
-            for block in iter_blocks(path, COLUMNS, _TYPES, self.bad, block_bytes=self.block_bytes):
-                table = block.table
-                check = RowChecker(block, self.bad)
-                labels, ok, missing = to_int(table["label"])
-                check.flag(
-                    ~ok | missing | ((labels != 0) & (labels != 1)),
-                    "label",
-                    "{value} is not 0 or 1",
-                )
-                dense = np.empty((table.num_rows, len(INT_NAMES)), dtype=np.float32)
-                for j, name in enumerate(INT_NAMES):
-                    values, ok, _ = to_int(table[name])
-                    check.flag(~ok, name, "{value} is not an integer")
-                    dense[:, j] = np.log1p(np.maximum(values, 0))
-                sparse = np.empty((table.num_rows, len(CAT_NAMES)), dtype=np.int64)
-                for j, name in enumerate(CAT_NAMES):
-                    raw, ok = hex8(table[name])
-                    check.flag(~ok, name, "{value} is not an 8-digit hex category")
-                    sparse[:, j] = bucketize(raw, self.hash_buckets[j])
-                keep = check.resolve()
-                chunk = RawChunk(dense, sparse, labels.astype(np.float32))
-                yield keep_rows(chunk, keep)
+            yield from iter_blocks(
+                path, COLUMNS, _TYPES, self.bad, self._convert, block_bytes=self.block_bytes
+            )
+
+    def _convert(self, block: TextBlock) -> RawChunk:
+        table = block.table
+        check = RowChecker(block, self.bad)
+        labels, ok, missing = to_int(table["label"])
+        bad_label = ~ok | missing | ((labels != 0) & (labels != 1))
+        check.flag(bad_label, "label", "{value} is not 0 or 1")
+        dense = np.empty((table.num_rows, len(INT_NAMES)), dtype=np.float32)
+        for j, name in enumerate(INT_NAMES):
+            values, ok, _ = to_int(table[name])
+            check.flag(~ok, name, "{value} is not an integer")
+            dense[:, j] = np.log1p(np.maximum(values, 0))
+        sparse = np.empty((table.num_rows, len(CAT_NAMES)), dtype=np.int64, order="F")
+        for j, name in enumerate(CAT_NAMES):
+            raw, ok = hex8(table[name])
+            check.flag(~ok, name, "{value} is not an 8-digit hex category")
+            sparse[:, j] = bucketize(raw, self.hash_buckets[j])
+        keep = check.resolve()
+        return keep_rows(RawChunk(dense, sparse, labels.astype(np.float32)), keep)

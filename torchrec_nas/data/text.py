@@ -10,9 +10,14 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Iterator
+import os
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -22,6 +27,10 @@ import pyarrow.csv as pacsv
 from torchrec_nas.data.ids import MISSING
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+_LOCK = threading.Lock()
 
 
 class DataError(ValueError):
@@ -61,9 +70,10 @@ class BadRows:
         """Raises under ``error``; counts (and keeps up to 10 examples) under ``skip``."""
         if self.policy == "error":
             raise BadRowError(path, line, field, reason)
-        self.skipped += 1
-        if len(self.examples) < 10:
-            self.examples.append(str(BadRowError(path, line, field, reason)))
+        with _LOCK:  # blocks are converted in worker threads
+            self.skipped += 1
+            if len(self.examples) < 10:
+                self.examples.append(str(BadRowError(path, line, field, reason)))
 
 
 @dataclass
@@ -147,12 +157,18 @@ def iter_blocks(
     names: list[str],
     types: dict[str, pa.DataType],
     bad: BadRows,
+    convert: Callable[[TextBlock], T],
     delimiter: str = "\t",
     header: bool = False,
     quote: bool = False,
-    block_bytes: int = 32 << 20,
-) -> Iterator[TextBlock]:
-    """Reads a delimited text file in blocks of whole lines.
+    block_bytes: int = 8 << 20,
+    workers: int | None = None,
+) -> Iterator[T]:
+    """Reads a delimited text file in blocks of whole lines and converts each block.
+
+    Blocks are parsed (pyarrow, one thread each) and converted in a pool of ``workers``
+    threads, and yielded in file order; pyarrow and numpy release the GIL, so blocks are
+    processed in parallel.
 
     Args:
         path: the file.
@@ -160,24 +176,47 @@ def iter_blocks(
         types: the pyarrow type of each column (``pa.string()`` keeps the text; typed columns
             that fail to convert fall back to text so that the bad value can be located).
         bad: the bad-row policy; rows with the wrong number of fields are reported to it.
+        convert: turns a parsed :class:`TextBlock` into the caller's chunk (runs in a worker).
         delimiter: the field delimiter.
         header: skip the first line.
         quote: honour ``"`` quoting (quoted fields must not contain newlines).
         block_bytes: bytes per block.
+        workers: threads (default: the number of CPUs, at most 4).
 
     Yields:
-        :class:`TextBlock`s with every row's file line number.
+        ``convert``'s result for every block, in file order.
     """
     p = check_readable(path)
+    workers = workers or min(4, os.cpu_count() or 1)
+
+    def work(data: bytes, line0: int, num_lines: int) -> T:
+        return convert(_block(p, data, line0, num_lines, names, types, bad, delimiter, quote))
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        pending: deque[Future[T]] = deque()
+        for data, line0, num_lines in _line_blocks(p, header, block_bytes):
+            pending.append(pool.submit(work, data, line0, num_lines))
+            if len(pending) > workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
+def _line_blocks(p: Path, header: bool, block_bytes: int) -> Iterator[tuple[bytes, int, int]]:
+    """``(data, first_line, num_lines)`` for blocks of whole lines of a file."""
     line0 = 1
-    with open(p, "rb") as f:
+    try:
+        f = open(p, "rb")  # noqa: SIM115
+    except OSError as e:
+        raise DataError(f"{p}: cannot be read: {e}") from e
+    with f:
         if header:
             f.readline()
             line0 = 2
         rest = b""
         while True:
             chunk = f.read(block_bytes)
-            data = rest + chunk
+            data = rest + chunk if rest else chunk
             if not chunk:
                 rest = b""
             else:
@@ -189,9 +228,11 @@ def iter_blocks(
             if not data:
                 break
             # pyarrow ends a line at \n, \r\n or a lone \r; count lines the same way.
-            num_lines = data.count(b"\n") + data.count(b"\r") - data.count(b"\r\n")
+            num_lines = data.count(b"\n")
+            if b"\r" in data:
+                num_lines += data.count(b"\r") - data.count(b"\r\n")
             num_lines += 0 if data.endswith((b"\n", b"\r")) else 1
-            yield _block(p, data, line0, num_lines, names, types, bad, delimiter, quote)
+            yield data, line0, num_lines
             line0 += num_lines
             if not chunk:
                 break
@@ -209,14 +250,14 @@ def _block(
     quote: bool,
 ) -> TextBlock:
     try:
-        table, invalid = _parse(data, names, types, delimiter, quote, threads=True)
+        table, invalid = _parse(data, names, types, delimiter, quote, threads=False)
     except pa.ArrowInvalid as e:
         if "conversion error" not in str(e).lower() and "CSV conversion" not in str(e):
             raise DataError(f"{p}:{line0}: cannot parse block: {e}") from e
         # A value that does not fit its column type: re-read as text and let the caller's
         # converters name the row.
         text_types = {n: pa.string() for n in names}
-        table, invalid = _parse(data, names, text_types, delimiter, quote, threads=True)
+        table, invalid = _parse(data, names, text_types, delimiter, quote, threads=False)
     if invalid and any(num is None for num, _, _ in invalid):
         # Threaded parsing does not number rows; a single-threaded parse does.
         _, invalid = _parse(
@@ -304,19 +345,12 @@ def to_float(col: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray, n
     return values.to_numpy(zero_copy_only=False), ok | missing, missing
 
 
-_HEX_LUT = np.full(256, 255, dtype=np.uint8)
-for _i, _c in enumerate(b"0123456789abcdef"):
-    _HEX_LUT[_c] = _i
-for _i, _c in enumerate(b"ABCDEF"):
-    _HEX_LUT[_c] = 10 + _i
-_SHIFTS = np.arange(28, -1, -4, dtype=np.int64)
-
-
 def hex8(col: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """``(raw_ids, ok)`` of a column of 8-hex-digit categories; empty fields are :data:`MISSING`.
 
-    Decodes straight from the Arrow string buffers: one gather of 8 bytes per row and a lookup
-    table, no Python per row.
+    Decodes straight from the Arrow string buffers, 8 characters as one 64-bit word.
+    When every field is empty or 8 characters long (always, in valid Criteo data) the
+    characters are contiguous and decode as one ``[m, 8]`` array.
     """
     arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
     if not pa.types.is_string(arr.type):
@@ -326,15 +360,39 @@ def hex8(col: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray]:
     offsets = np.frombuffer(bufs[1], dtype=np.int32)[arr.offset : arr.offset + n + 1]
     data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None else np.zeros(0, np.uint8)
     lengths = np.diff(offsets)
-    valid = arr.is_valid().to_numpy(zero_copy_only=False)
-    lengths = np.where(valid, lengths, 0)
+    if arr.null_count:
+        lengths = np.where(arr.is_valid().to_numpy(zero_copy_only=False), lengths, 0)
     out = np.full(n, MISSING, dtype=np.int64)
-    ok = (lengths == 0) | (lengths == 8)
-    eight = np.flatnonzero(lengths == 8)
-    if len(eight):
-        nib = _HEX_LUT[data[offsets[eight][:, None] + np.arange(8)]]
-        good = (nib != 255).all(axis=1)
-        out[eight] = (nib.astype(np.int64) << _SHIFTS).sum(axis=1)
-        ok[eight[~good]] = False
-        out[eight[~good]] = MISSING
+    eight = lengths == 8
+    ok = eight | (lengths == 0)
+    if ok.all():
+        chars = data[offsets[0] : offsets[-1]]
+    else:
+        chars = data[offsets[:-1][eight][:, None] + np.arange(8)].reshape(-1)
+    values, good = _decode_hex_words(np.frombuffer(chars.tobytes(), dtype="<u8"))
+    if not good.all():
+        values[~good] = MISSING
+        ok[np.flatnonzero(eight)[~good]] = False
+    out[eight] = values
     return out, ok
+
+
+_L = np.uint64(0x0101010101010101)
+
+
+def _decode_hex_words(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Decodes 8 ASCII hex digits packed in each uint64 (SWAR: all bytes at once).
+
+    Returns ``(values, valid)``. A byte is a valid digit iff its decoded nibble is below 16 and
+    re-encoding the nibble gives the byte back (case-folding letters only).
+    """
+    u = np.uint64
+    with np.errstate(over="ignore"):
+        nib = (w & (u(0x0F) * _L)) + u(9) * ((w >> u(6)) & _L)
+        letter = ((nib + u(0x06) * _L) & (u(0x10) * _L)) >> u(4)
+        expected = nib + u(0x30) * _L + u(0x27) * letter
+        valid = ((nib & (u(0xF0) * _L)) == 0) & ((w | (letter << u(5))) == expected)
+        t = ((nib << u(4)) | (nib >> u(8))) & u(0x00FF00FF00FF00FF)
+        t = ((t << u(8)) | (t >> u(16))) & u(0x0000FFFF0000FFFF)
+        t = ((t << u(16)) | (t >> u(32))) & u(0xFFFFFFFF)
+    return t.astype(np.int64), valid
