@@ -14,8 +14,10 @@ The steps every file source shares:
 from __future__ import annotations
 
 import logging
+import os
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -123,13 +125,16 @@ def materialize(
     index = split_indices(labels, cfg.split_fractions, cfg.split, cfg.split_seed, order)
 
     sparse = np.empty((n, num_sparse), dtype=np.int32)
-    tables: list[int] = []
-    for j in range(num_sparse):
-        rows, size = compact_ids(
-            store.load(f"sparse_{j}", np.int64), reader.min_frequency[j], cfg.max_rows_per_table
-        )
+
+    def compact_column(j: int) -> int:
+        raw = store.load(f"sparse_{j}", np.int64)
+        rows, size = compact_ids(raw, reader.min_frequency[j], cfg.max_rows_per_table)
         sparse[:, j] = rows
-        tables.append(size)
+        return size
+
+    # Columns are independent and numpy/Arrow release the GIL: compact them in parallel.
+    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+        tables: list[int] = list(pool.map(compact_column, range(num_sparse)))
     multi: list[tuple[np.ndarray, np.ndarray]] = []
     for k in range(num_multi):
         rows, size = compact_ids(
