@@ -88,25 +88,17 @@ def read_manifest(cache_dir: str | Path) -> dict[str, Any] | None:
     return manifest
 
 
-def write_cache(
+def write_manifest(
     cache_dir: str | Path,
     spec: DataSpec,
     parts: list[FeatureArrays],
     fingerprint_: dict[str, Any],
     summary: dict[str, Any],
 ) -> dict[str, Any]:
-    """Writes the splits and, last, the manifest. Returns the manifest."""
+    """Writes ``manifest.json`` (atomically) once the split arrays are in place."""
     root = Path(cache_dir)
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "manifest.json").unlink(missing_ok=True)
-    for split, part in zip(SPLITS, parts):
-        np.save(root / f"{split}_dense.npy", np.asarray(part.dense, dtype=np.float32))
-        np.save(root / f"{split}_sparse.npy", np.asarray(part.sparse, dtype=np.int32))
-        np.save(root / f"{split}_labels.npy", np.asarray(part.labels, dtype=np.float32))
-        for k, (values, offsets) in enumerate(part.multi_hot):
-            np.save(root / f"{split}_mh{k}_values.npy", np.asarray(values, dtype=np.int32))
-            np.save(root / f"{split}_mh{k}_offsets.npy", np.asarray(offsets, dtype=np.int64))
     manifest = {
+        "version": CACHE_VERSION,
         "spec": spec.to_dict(),
         "rows": {s: len(p) for s, p in zip(SPLITS, parts)},
         "positives": {s: int(np.asarray(p.labels).sum()) for s, p in zip(SPLITS, parts)},
@@ -178,12 +170,14 @@ def preprocess(cfg: DataConfig, out_dir: str | Path) -> dict[str, Any]:
             "positives": old["positives"],
             "skipped_bad_rows": old["summary"].get("skipped_bad_rows", 0),
         }
-    Path(out_dir).mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out_dir, prefix=".raw_") as tmp:
-        spec, parts, summary = materialize(reader, cfg, Path(tmp))
-    start = time.perf_counter()
-    write_cache(out_dir, spec, parts, fp, summary)
-    summary["write_seconds"] = round(time.perf_counter() - start, 3)
+    root = Path(out_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "manifest.json").unlink(missing_ok=True)
+    for stale in root.glob("*.npy"):
+        stale.unlink()
+    with tempfile.TemporaryDirectory(dir=root, prefix=".raw_") as tmp:
+        spec, parts, summary = materialize(reader, cfg, Path(tmp), out_dir=root)
+    write_manifest(root, spec, parts, fp, summary)
     logger.info("%s: wrote the cache: %s", out_dir, summary["rows"])
     return {"reused": False, "cache_dir": str(out_dir), **summary}
 

@@ -17,13 +17,14 @@ import logging
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from torchrec_nas.data.batching import FeatureArrays
+from torchrec_nas.data.batching import FeatureArrays, take_jagged
 from torchrec_nas.data.build import DataSplits, streams_from_arrays
 from torchrec_nas.data.config import DataConfig
 from torchrec_nas.data.ids import compact_ids
@@ -33,6 +34,8 @@ from torchrec_nas.data.split import split_indices
 from torchrec_nas.data.text import DataError
 
 logger = logging.getLogger(__name__)
+
+SPLITS = ("train", "val", "test")
 
 
 def make_reader(cfg: DataConfig) -> SourceReader:
@@ -97,15 +100,32 @@ class _RawStore:
         return np.fromfile(self.root / f"{name}.raw", dtype=dtype)
 
 
+def _allocator(out_dir: Path | None) -> Callable[[str, np.dtype, tuple[int, ...]], np.ndarray]:
+    """Makes output arrays: ``.npy`` memory maps in ``out_dir``, or plain arrays."""
+
+    def alloc(name: str, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
+        if out_dir is None:
+            return np.empty(shape, dtype=dtype)
+        return np.lib.format.open_memmap(
+            out_dir / f"{name}.npy", mode="w+", dtype=dtype, shape=shape
+        )
+
+    return alloc
+
+
 def materialize(
-    reader: SourceReader, cfg: DataConfig, workdir: Path
+    reader: SourceReader, cfg: DataConfig, workdir: Path, out_dir: Path | None = None
 ) -> tuple[DataSpec, list[FeatureArrays], dict[str, Any]]:
     """Reads every row of ``reader`` and returns the spec, the three splits and a summary.
+
+    Memory holds one parsed chunk while reading, then one column at a time: each split's
+    arrays are filled column by column (as ``.npy`` memory maps when ``out_dir`` is given).
 
     Args:
         reader: the source.
         cfg: ids (min frequency, row cap) and split settings.
         workdir: an empty directory for the raw column files.
+        out_dir: write the splits as ``{split}_{array}.npy`` here (the cache layout).
     """
     start = time.perf_counter()
     num_sparse, num_multi = len(reader.sparse_names), len(reader.multi_hot_names)
@@ -123,19 +143,38 @@ def materialize(
     labels = store.load("labels", np.float32)
     order = store.load("order", np.float64) if store.has_order else None
     index = split_indices(labels, cfg.split_fractions, cfg.split, cfg.split_seed, order)
+    alloc = _allocator(out_dir)
 
-    sparse = np.empty((n, num_sparse), dtype=np.int32)
+    dense_all = np.memmap(workdir / "dense.raw", dtype=np.float32, mode="r", shape=(n, num_dense))
+    parts = []
+    for split, idx in zip(SPLITS, index):
+        dense = alloc(f"{split}_dense", np.dtype(np.float32), (len(idx), num_dense))
+        dense[:] = dense_all[idx]
+        split_labels = alloc(f"{split}_labels", np.dtype(np.float32), (len(idx),))
+        split_labels[:] = labels[idx]
+        sparse = alloc(f"{split}_sparse", np.dtype(np.int32), (len(idx), num_sparse))
+        parts.append(FeatureArrays(dense, sparse, split_labels, []))
+    del dense_all
+
+    stats = {}
+    for j, name in enumerate(reader.dense_names):
+        if reader.standardize[j]:
+            train_col = parts[0].dense[:, j] if len(index[0]) else parts[1].dense[:, j]
+            mean, std = float(train_col.mean()), float(train_col.std())
+            for part in parts:
+                part.dense[:, j] = (part.dense[:, j] - mean) / (std if std > 0 else 1.0)
+            stats[name] = {"mean": mean, "std": std}
 
     def compact_column(j: int) -> int:
         raw = store.load(f"sparse_{j}", np.int64)
         rows, size = compact_ids(raw, reader.min_frequency[j], cfg.max_rows_per_table)
-        sparse[:, j] = rows
+        for part, idx in zip(parts, index):
+            part.sparse[:, j] = rows[idx]
         return size
 
     # Columns are independent and numpy/Arrow release the GIL: compact them in parallel.
     with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
         tables: list[int] = list(pool.map(compact_column, range(num_sparse)))
-    multi: list[tuple[np.ndarray, np.ndarray]] = []
     for k in range(num_multi):
         rows, size = compact_ids(
             store.load(f"mh_{k}_values", np.int64),
@@ -144,19 +183,19 @@ def materialize(
         )
         offsets = np.zeros(n + 1, dtype=np.int64)
         np.cumsum(store.load(f"mh_{k}_lengths", np.int64), out=offsets[1:])
-        multi.append((rows, offsets))
+        for split, part, idx in zip(SPLITS, parts, index):
+            values, split_offsets = take_jagged(rows, offsets, idx)
+            out_values = alloc(f"{split}_mh{k}_values", np.dtype(np.int32), values.shape)
+            out_values[:] = values
+            out_offsets = alloc(f"{split}_mh{k}_offsets", np.dtype(np.int64), split_offsets.shape)
+            out_offsets[:] = split_offsets
+            part.multi_hot.append((out_values, out_offsets))
         tables.append(size)
+    for part in parts:
+        for arr in (part.dense, part.sparse, part.labels):
+            if isinstance(arr, np.memmap):
+                arr.flush()
 
-    dense = store.load("dense", np.float32).reshape(n, num_dense)
-    stats = {}
-    for j, name in enumerate(reader.dense_names):
-        if reader.standardize[j]:
-            train_col = dense[index[0], j] if len(index[0]) else dense[:, j]
-            mean, std = float(train_col.mean()), float(train_col.std())
-            dense[:, j] = (dense[:, j] - mean) / (std if std > 0 else 1.0)
-            stats[name] = {"mean": mean, "std": std}
-    full = FeatureArrays(dense, sparse, labels, multi)
-    parts = [full.take(i) for i in index]
     spec = DataSpec(
         dense_names=list(reader.dense_names),
         sparse_names=[*reader.sparse_names, *reader.multi_hot_names],
@@ -168,8 +207,8 @@ def materialize(
         "rows_read": n,
         "skipped_bad_rows": reader.bad.skipped,
         "bad_row_examples": list(reader.bad.examples),
-        "rows": {"train": len(parts[0]), "val": len(parts[1]), "test": len(parts[2])},
-        "positives": {s: int(p.labels.sum()) for s, p in zip(("train", "val", "test"), parts)},
+        "rows": {s: len(p) for s, p in zip(SPLITS, parts)},
+        "positives": {s: int(p.labels.sum()) for s, p in zip(SPLITS, parts)},
         "standardize": stats,
         "parse_seconds": round(parse_s, 3),
         "seconds": round(total_s, 3),
