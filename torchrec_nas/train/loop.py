@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -21,6 +21,44 @@ from torchrec_nas.train.optim import ModelOptimizer, OptimizerConfig
 
 #: ``forward(batch, step) -> logits [B]``.
 StepForward = Callable[[Batch, int], torch.Tensor]
+
+
+class Checkpointer(Protocol):
+    """Where :func:`train_loop` keeps its resumable state (one file by default; sharded
+    checkpoints in :mod:`torchrec_nas.distributed.checkpoint`)."""
+
+    def load(self, desc: str, model: nn.Module, optimizer: Any) -> tuple[int, int] | None:
+        """Restores model and optimizer in place; returns ``(step, rows)`` or ``None``."""
+        ...
+
+    def save(self, desc: str, model: nn.Module, optimizer: Any, step: int, rows: int) -> None:
+        """Writes a checkpoint at ``step``."""
+        ...
+
+
+class FileCheckpointer:
+    """The one-process checkpoint: model and optimizer state dicts in one file, written
+    atomically.
+
+    Args:
+        path: the ``checkpoint.pt`` file.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def load(self, desc: str, model: nn.Module, optimizer: Any) -> tuple[int, int] | None:
+        state = load_checkpoint(self.path)
+        if state is None:
+            return None
+        if state.get("desc") != desc:
+            raise RuntimeError(f"{self.path}: checkpoint is of {state.get('desc')!r}, not {desc!r}")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        return int(state["step"]), int(state["rows"])
+
+    def save(self, desc: str, model: nn.Module, optimizer: Any, step: int, rows: int) -> None:
+        _save(self.path, desc, model, optimizer, step, rows)
 
 
 @dataclass
@@ -120,7 +158,10 @@ def train_loop(
     val: Iterable[Batch] | None = None,
     desc: str = "train",
     device: torch.device | None = None,
-    optimizer: ModelOptimizer | None = None,
+    optimizer: Any = None,
+    checkpointer: Checkpointer | None = None,
+    primary: bool = True,
+    reduce_loss: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> TrainResult:
     """Trains ``model`` with BCE-with-logits, resuming from ``out_dir/checkpoint.pt`` if present.
 
@@ -133,7 +174,14 @@ def train_loop(
         val: the validation split.
         desc: label of the progress bar and log.
         device: where batches go.
-        optimizer: an optimizer to use instead of building one from ``cfg.optimizer``.
+        optimizer: an optimizer to use instead of building one from ``cfg.optimizer`` (a
+            :class:`ModelOptimizer` or anything with its ``step``, ``lr``, ``state_dict`` and
+            ``load_state_dict``).
+        checkpointer: where resumable state goes instead of ``out_dir/checkpoint.pt``.
+        primary: whether this process writes the log and shows progress (rank 0 of a
+            distributed job).
+        reduce_loss: applied to each step's loss before it is logged (a distributed job's
+            mean over ranks).
 
     Returns:
         a :class:`TrainResult`.
@@ -145,17 +193,14 @@ def train_loop(
     total = cfg.total_steps(batches_per_epoch(train))
     opt = optimizer or ModelOptimizer(model, cfg.optimizer, total)
     out = Path(out_dir) if out_dir is not None else None
-    ckpt_path = out / "checkpoint.pt" if out else None
-    log_path = out / "train_log.jsonl" if out else None
+    if checkpointer is None and out is not None:
+        checkpointer = FileCheckpointer(out / "checkpoint.pt")
+    log_path = out / "train_log.jsonl" if out and primary else None
     start, rows_done = 0, 0
-    state = load_checkpoint(ckpt_path) if ckpt_path else None
-    if state is not None:
-        if state.get("desc") != desc:
-            raise RuntimeError(f"{ckpt_path}: checkpoint is of {state.get('desc')!r}, not {desc!r}")
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        start, rows_done = int(state["step"]), int(state["rows"])
-    if out:
+    resumed = checkpointer.load(desc, model, opt) if checkpointer else None
+    if resumed is not None:
+        start, rows_done = resumed
+    if out and primary:
         out.mkdir(parents=True, exist_ok=True)
     model.train()
     batches = _endless(train, skip=start)
@@ -164,7 +209,7 @@ def train_loop(
         initial=start,
         desc=desc,
         unit="step",
-        disable=not cfg.progress,
+        disable=not (cfg.progress and primary),
         dynamic_ncols=True,
     )
     ema: float | None = None
@@ -182,7 +227,7 @@ def train_loop(
             loss = F.binary_cross_entropy_with_logits(logits, batch.labels.float())
             loss.backward()
             opt.step()
-            loss_value = float(loss.detach())
+            loss_value = float(reduce_loss(loss.detach()) if reduce_loss else loss.detach())
             ema = loss_value if ema is None else 0.98 * ema + 0.02 * loss_value
             rows_now += batch.labels.numel()
             elapsed = time.perf_counter() - t0
@@ -207,20 +252,20 @@ def train_loop(
                     },
                 )
             if (
-                ckpt_path
+                checkpointer
                 and cfg.checkpoint_every
                 and done % cfg.checkpoint_every == 0
                 and done < total
             ):
-                _save(ckpt_path, desc, model, opt, done, rows_done + rows_now)
+                checkpointer.save(desc, model, opt, done, rows_done + rows_now)
         seconds = time.perf_counter() - t0
         if val is not None:
             model.eval()
             val_result = evaluate(lambda b: forward(b, -1), val, cfg.eval_batches, device)
             bar.set_postfix(loss=f"{(ema or 0):.4f}", val_auc=f"{val_result.auc:.4f}")
             _write(log, {"step": total, "val": val_result.to_dict()})
-        if ckpt_path:
-            _save(ckpt_path, desc, model, opt, total, rows_done + rows_now)
+        if checkpointer:
+            checkpointer.save(desc, model, opt, total, rows_done + rows_now)
     finally:
         bar.close()
         if log:
@@ -234,9 +279,7 @@ def _write(log: Any, record: dict[str, Any]) -> None:
         log.flush()
 
 
-def _save(
-    path: Path, desc: str, model: nn.Module, opt: ModelOptimizer, step: int, rows: int
-) -> None:
+def _save(path: Path, desc: str, model: nn.Module, opt: Any, step: int, rows: int) -> None:
     save_atomic(
         {
             "desc": desc,
