@@ -9,7 +9,7 @@ from itertools import islice
 
 import torch
 import torch.nn.functional as F
-from torchmetrics import MeanMetric
+from torchmetrics import MeanMetric, SumMetric
 from torchmetrics.classification import BinaryAUROC
 from torchrec.datasets.utils import Batch
 
@@ -58,7 +58,8 @@ class BinaryMetrics:
         self.logloss = MeanMetric().to(device or "cpu")
         self.ctr = MeanMetric().to(device or "cpu")
         self.auc = BinaryAUROC().to(device or "cpu")
-        self.rows = 0
+        self.total_rows = SumMetric().to(device or "cpu")
+        self.rows = 0  # this process's rows; compute() reports all ranks'
 
     def update(self, logits: torch.Tensor, labels: torch.Tensor) -> None:
         logits = logits.detach().float()
@@ -68,14 +69,16 @@ class BinaryMetrics:
         self.ctr.update(labels)
         self.auc.update(torch.sigmoid(logits), labels.long())
         self.rows += labels.numel()
+        self.total_rows.update(float(labels.numel()))
 
     def compute(self) -> EvalResult:
         logloss = float(self.logloss.compute())
         ctr = float(self.ctr.compute())
         entropy = -(ctr * math.log(max(ctr, 1e-12)) + (1 - ctr) * math.log(max(1 - ctr, 1e-12)))
         auc = float(self.auc.compute()) if 0.0 < ctr < 1.0 else float("nan")
+        rows = int(self.total_rows.compute())
         return EvalResult(
-            logloss, auc, logloss / entropy if entropy > 0 else float("nan"), ctr, self.rows
+            logloss, auc, logloss / entropy if entropy > 0 else float("nan"), ctr, rows
         )
 
 
