@@ -157,3 +157,18 @@ def test_fuzz_broken_rows(tmp_path: Path, rows: list[list[str]]) -> None:
     assert sum(len(c) for c in chunks) == num_lines
     skipping = CriteoTsvReader([path], [None] * 26, BadRows("skip"))
     assert sum(len(c) for c in skipping.chunks()) + skipping.bad.skipped == num_lines
+
+
+def test_several_day_files_by_glob(tmp_path: Path) -> None:
+    for d in range(3):
+        (tmp_path / f"day_{d}").write_text(
+            "".join(GOOD.replace("1\t", f"{d % 2}\t", 1) + "\n" for _ in range(10))
+        )
+    data = build_data(
+        DataConfig(source="criteo_tsv", path=str(tmp_path / "day_*"), split="time", batch_size=4)
+    )
+    assert data.info["rows_read"] == 30
+    labels = torch.cat([b.labels for b in data.test])
+    assert labels.tolist() == [0.0, 0.0, 0.0]  # the test split is the end of day_2
+    with pytest.raises(DataError, match="no file matches"):
+        build_data(DataConfig(source="criteo_tsv", path=str(tmp_path / "nope_*")))

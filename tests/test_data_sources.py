@@ -10,12 +10,15 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from torchrec_nas.config_utils import ConfigError, from_mapping
 from torchrec_nas.data import (
     BadRowError,
     ColumnConfig,
     DataConfig,
+    DataError,
     LabelRule,
     TableSchema,
     build_data,
@@ -256,3 +259,34 @@ def test_criteo_npy_days(tmp_path: Path) -> None:
     assert max(data.spec.num_embeddings) == 51
     first_test = next(iter(data.test)).dense_features[0]
     assert torch.allclose(first_test, torch.from_numpy(np.load(tmp_path / "day_1_dense.npy")[240]))
+
+
+_cell = st.one_of(
+    st.just(""),
+    st.sampled_from(["0", "1", "4.5", "-2", "1e3", "nan", "x", "|", "Action|Comedy", '"q"', "\r"]),
+    st.text(alphabet="01a|,\t .-", max_size=6),
+)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(rows=st.lists(st.lists(_cell, min_size=4, max_size=6), min_size=1, max_size=4))
+def test_fuzz_table_and_kdd_readers(tmp_path: Path, rows: list[list[str]]) -> None:
+    """Broken rows either parse or raise BadRowError naming the file and a line, nothing else."""
+    head = "userId,movieId,rating,timestamp,genres"
+    csv = tmp_path / "ratings.csv"
+    csv.write_text("\n".join([head, "1,2,4,100,Drama", *(",".join(r) for r in rows)]) + "\n")
+    cfg = _movielens_config(csv)
+    kdd = tmp_path / "training.txt"
+    kdd.write_text(
+        "\n".join(["0\t1\t1\t1\t1\t1\t1\t1\t1\t1\t1\t1", *("\t".join(r * 3) for r in rows)])
+    )
+    (tmp_path / "userid_profile.txt").write_text("1\t1\t2\n")
+    for config, path in ((cfg, csv), (DataConfig(source="kdd12", path=str(kdd)), kdd)):
+        try:
+            build_data(config)
+        except BadRowError as e:
+            assert e.path == str(path) and e.line >= 2
+        except DataError as e:
+            assert str(e).startswith(str(path)) and "no rows" not in str(e)

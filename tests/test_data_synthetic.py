@@ -73,3 +73,25 @@ def test_planted_signal_is_learnable() -> None:
     ids, y = arrays.sparse[:, 0], arrays.labels
     rate = np.bincount(ids, weights=y) / np.maximum(np.bincount(ids), 1)
     assert rate.max() - rate.min() > 0.05
+
+
+def test_rank_shards_are_disjoint_and_cover_train() -> None:
+    cfg = _small()
+    whole = torch.cat([b.dense_features for b in build_data(cfg).train])
+    shards = [
+        torch.cat([b.dense_features for b in build_data(cfg, rank=r, world_size=2).train])
+        for r in range(2)
+    ]
+    assert shards[0].shape == shards[1].shape
+    rows = {tuple(x.tolist()) for s in shards for x in s}
+    assert len(rows) == 2 * len(shards[0])  # disjoint
+    assert rows <= {tuple(x.tolist()) for x in whole}
+
+
+def test_shuffle_train_changes_batch_order_per_epoch() -> None:
+    cfg = _small()
+    cfg.shuffle_train = True
+    train = build_data(cfg).train
+    first = [b.labels.sum().item() for b in train]
+    second = [b.labels.sum().item() for b in train]
+    assert sorted(first) == sorted(second) and first != second

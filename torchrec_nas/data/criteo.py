@@ -24,7 +24,15 @@ import pyarrow as pa
 from torchrec_nas.data.config import DataConfig
 from torchrec_nas.data.ids import bucketize
 from torchrec_nas.data.reader import RawChunk, SourceReader, keep_rows
-from torchrec_nas.data.text import BadRows, RowChecker, TextBlock, hex8, iter_blocks, to_int
+from torchrec_nas.data.text import (
+    BadRows,
+    RowChecker,
+    TextBlock,
+    expand_paths,
+    hex8,
+    iter_blocks,
+    to_int,
+)
 
 INT_NAMES = [f"I{i}" for i in range(1, 14)]
 CAT_NAMES = [f"C{i}" for i in range(1, 27)]
@@ -76,10 +84,14 @@ class CriteoTsvReader(SourceReader):
 
     @classmethod
     def from_config(cls, cfg: DataConfig) -> CriteoTsvReader:
-        """The reader for ``source: criteo_tsv`` (``path`` may list files joined by ``,``)."""
+        """The reader for ``source: criteo_tsv``.
+
+        ``path`` may list several files joined by ``,`` and use globs (``day_*`` for the
+        Terabyte days, read in sorted order).
+        """
         assert cfg.path is not None
         return cls(
-            paths=[p for p in cfg.path.split(",") if p],
+            paths=list(expand_paths(cfg.path)),
             hash_buckets=cfg.buckets_for(len(CAT_NAMES)),
             bad=BadRows(cfg.on_bad_row),
             min_frequency=cfg.min_frequency,

@@ -159,7 +159,8 @@ class Kdd12Reader(SourceReader):
         check.flag(
             values["Impression"] < values["Click"], "Impression", "{value} is less than Click"
         )
-        dense = np.stack([np.log1p(values[c]) for c in DENSE], axis=1).astype(np.float32)
+        dense = np.stack([np.log1p(np.maximum(values[c], 0)) for c in DENSE], axis=1)
+        dense = dense.astype(np.float32)
         sparse = np.empty((n, len(SPARSE_NAMES)), dtype=np.int64, order="F")
         for j, name in enumerate(ID_COLUMNS):
             sparse[:, j] = values[name]

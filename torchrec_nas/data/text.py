@@ -8,6 +8,7 @@ that raises (:class:`BadRowError`) or the row is skipped and counted (:class:`Ba
 
 from __future__ import annotations
 
+import glob
 import io
 import logging
 import os
@@ -104,6 +105,29 @@ def check_readable(path: str | Path) -> Path:
     except OSError as e:
         raise DataError(f"{p}: cannot be read: {e}") from e
     return p
+
+
+def expand_paths(spec: str) -> list[Path]:
+    """Files named by ``spec``: comma-separated paths, each may be a glob (sorted matches).
+
+    Example::
+
+        expand_paths("/data/criteo/day_*")  # [day_0, day_1, ..., day_23] (sorted by name)
+    """
+    out: list[Path] = []
+    for part in (p.strip() for p in spec.split(",")):
+        if not part:
+            continue
+        if any(c in part for c in "*?["):
+            matches = sorted(glob.glob(part))
+            if not matches:
+                raise DataError(f"{part}: no file matches this pattern")
+            out.extend(Path(m) for m in matches)
+        else:
+            out.append(Path(part))
+    if not out:
+        raise DataError(f"path: {spec!r} names no file")
+    return out
 
 
 def read_header(path: Path, delimiter: str) -> list[str]:
