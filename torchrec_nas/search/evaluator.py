@@ -4,7 +4,7 @@ the validation split."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from itertools import islice
 
@@ -59,6 +59,9 @@ class SupernetEvaluator:
         val: validation batches.
         cfg: fine-tuning settings.
         device: where to run.
+        reduce_gradients: called on the fine-tuned weights' gradients before each step; a
+            distributed search averages them across ranks here, so that every rank keeps the
+            same classifier copy while fine-tuning on its own shard of the batches.
 
     Example::
 
@@ -73,8 +76,10 @@ class SupernetEvaluator:
         val: Iterable[Batch],
         cfg: FinetuneConfig,
         device: torch.device | None = None,
+        reduce_gradients: Callable[[list[torch.Tensor]], None] | None = None,
     ) -> None:
         self.model = model
+        self.reduce_gradients = reduce_gradients
         self.train = _cycle(train)
         self.val = val
         self.cfg = cfg
@@ -99,6 +104,9 @@ class SupernetEvaluator:
                 loss = F.binary_cross_entropy_with_logits(logits, batch.labels.float())
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
+                if self.reduce_gradients is not None:
+                    grads = [p.grad for p in (weight, bias) if p.grad is not None]
+                    self.reduce_gradients(grads)
                 opt.step()
         metrics = BinaryMetrics(self.device)
         with torch.no_grad():
