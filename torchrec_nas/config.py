@@ -23,6 +23,7 @@ from typing import Any
 
 from torchrec_nas.config_utils import ConfigError, from_mapping, load_yaml, to_mapping
 from torchrec_nas.data import DataConfig
+from torchrec_nas.distributed.config import DistributedConfig
 from torchrec_nas.search.evaluator import FinetuneConfig
 from torchrec_nas.search.evolution import EvolutionConfig
 from torchrec_nas.search.objective import ObjectiveConfig
@@ -121,6 +122,8 @@ class Config:
         search: the search.
         train: final training of the found architecture and the baselines.
         bench: benchmark settings.
+        distributed: sharding and process-group settings of jobs launched with ``torchrun``
+            or TorchX (``torchrec_nas.launch``); ignored by one-process runs.
     """
 
     seed: int = 2018
@@ -131,6 +134,7 @@ class Config:
     search: SearchConfig = field(default_factory=SearchConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     bench: BenchConfig = field(default_factory=BenchConfig)
+    distributed: DistributedConfig = field(default_factory=DistributedConfig)
 
     @staticmethod
     def from_dict(data: dict[str, Any], where: str = "config") -> Config:
@@ -139,7 +143,7 @@ class Config:
         if not isinstance(space_data, dict):
             raise ConfigError(f"{where}: space: expected a mapping, got {space_data!r}")
         space = SearchSpace.from_mapping(space_data, f"{where}: space")
-        cfg = from_mapping(Config, data, where)
+        cfg = from_mapping(Config, data, f"{where}:")
         return dataclasses.replace(cfg, space=space)
 
     @staticmethod
