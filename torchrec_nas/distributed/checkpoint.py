@@ -1,0 +1,131 @@
+"""Checkpoints of a sharded model and its optimizers with ``torch.distributed.checkpoint``.
+
+Every rank writes its own shards; rank 0 writes the ``.metadata`` file last, so a step
+directory without it is an interrupted save and is ignored. Local paths use DCP's
+``FileSystemWriter``; URLs (``s3://``, ``gs://``, ``file://``, ...) its fsspec writer.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+import fsspec
+import torch.distributed as dist
+import torch.distributed.checkpoint as dcp
+from torch import nn
+from torch.distributed.checkpoint import FileSystemReader, FileSystemWriter
+from torch.distributed.checkpoint.storage import StorageReader, StorageWriter
+
+from torchrec_nas.distributed.optim import ShardedModelOptimizer
+
+logger = logging.getLogger(__name__)
+
+_STEP_DIR = re.compile(r"^step_(\d{9})$")
+
+
+def _is_url(path: str) -> bool:
+    return "://" in path and not path.startswith("file://")
+
+
+class DistributedCheckpointer:
+    """Saves and restores ``{model, optimizer, step, rows}`` of a sharded training run under
+    ``root/step_NNNNNNNNN/``, keeping the latest ``keep``.
+
+    It is the ``checkpointer`` that :func:`~torchrec_nas.train.loop.train_loop` takes.
+
+    Args:
+        root: a directory path or fsspec URL shared by all ranks.
+        keep: how many complete checkpoints to keep.
+
+    Example::
+
+        ckpt = DistributedCheckpointer("s3://bucket/run/supernet/dcp")
+        resumed = ckpt.load("supernet", sharded.dmp, opt)   # (step, rows) or None
+        ckpt.save("supernet", sharded.dmp, opt, step=100, rows=51200)
+    """
+
+    def __init__(self, root: str, keep: int = 2) -> None:
+        self.root = root.rstrip("/")
+        self.keep = keep
+        self.fs, self.fs_root = fsspec.core.url_to_fs(self.root)
+
+    def _writer(self, path: str) -> StorageWriter:
+        if _is_url(path):
+            from torch.distributed.checkpoint import FsspecWriter
+
+            return FsspecWriter(path)
+        return FileSystemWriter(path.removeprefix("file://"))
+
+    def _reader(self, path: str) -> StorageReader:
+        if _is_url(path):
+            from torch.distributed.checkpoint import FsspecReader
+
+            return FsspecReader(path)
+        return FileSystemReader(path.removeprefix("file://"))
+
+    def steps(self) -> list[int]:
+        """Steps of the complete checkpoints, oldest first."""
+        if not self.fs.exists(self.fs_root):
+            return []
+        found = []
+        for entry in self.fs.ls(self.fs_root, detail=False):
+            name = entry.rstrip("/").rsplit("/", 1)[-1]
+            m = _STEP_DIR.match(name)
+            if m and self.fs.exists(f"{entry.rstrip('/')}/.metadata"):
+                found.append(int(m.group(1)))
+        return sorted(found)
+
+    def path(self, step: int) -> str:
+        return f"{self.root}/step_{step:09d}"
+
+    def _state(
+        self, desc: str, model: nn.Module, optimizer: ShardedModelOptimizer | None
+    ) -> dict[str, Any]:
+        state: dict[str, Any] = {"model": model.state_dict(), "desc": desc, "step": 0, "rows": 0}
+        if optimizer is not None:
+            state["optimizer"] = optimizer.state_dict()
+        return state
+
+    def save(
+        self, desc: str, model: nn.Module, optimizer: Any, step: int, rows: int
+    ) -> None:
+        """Writes checkpoint ``step`` (every rank must call it), then drops old ones."""
+        state = self._state(desc, model, optimizer)
+        state.update(step=step, rows=rows)
+        dcp.save(state, storage_writer=self._writer(self.path(step)))
+        dist.barrier()
+        if dist.get_rank() == 0:
+            for old in self.steps()[: -self.keep]:
+                self.fs.rm(f"{self.fs_root}/step_{old:09d}", recursive=True)
+
+    def load(self, desc: str, model: nn.Module, optimizer: Any) -> tuple[int, int] | None:
+        """Restores the latest complete checkpoint into ``model`` and ``optimizer`` in place;
+        returns its ``(step, rows)``, or ``None`` if there is none."""
+        steps = self.steps()
+        if not steps:
+            return None
+        if isinstance(optimizer, ShardedModelOptimizer):
+            optimizer.init_state()
+        state = self._state(desc, model, optimizer)
+        path = self.path(steps[-1])
+        dcp.load(state, storage_reader=self._reader(path))
+        if state["desc"] != desc:
+            raise RuntimeError(f"{path}: checkpoint is of {state['desc']!r}, not {desc!r}")
+        model.load_state_dict(state["model"])
+        if optimizer is not None:
+            optimizer.load_state_dict(state["optimizer"])
+        logger.info("resumed %s from %s", desc, path)
+        return int(state["step"]), int(state["rows"])
+
+    def load_model(self, model: nn.Module, step: int | None = None) -> int:
+        """Loads only the model of checkpoint ``step`` (default: the latest); returns the step."""
+        steps = self.steps()
+        if not steps:
+            raise FileNotFoundError(f"{self.root}: no complete checkpoint")
+        step = steps[-1] if step is None else step
+        state = {"model": model.state_dict()}
+        dcp.load(state, storage_reader=self._reader(self.path(step)))
+        model.load_state_dict(state["model"])
+        return step
