@@ -172,3 +172,21 @@ def test_several_day_files_by_glob(tmp_path: Path) -> None:
     assert labels.tolist() == [0.0, 0.0, 0.0]  # the test split is the end of day_2
     with pytest.raises(DataError, match="no file matches"):
         build_data(DataConfig(source="criteo_tsv", path=str(tmp_path / "nope_*")))
+
+
+@pytest.mark.parametrize(
+    "bad, field",
+    [
+        (GOOD.replace("68fd1e64", "68fd1e\xff\xfe").encode("latin1"), "C1"),
+        (GOOD.replace("\t1382\t", "\t13\xff2\t").encode("latin1"), "I6"),
+        (b"\xff\xfe", "row"),
+    ],
+)
+def test_bytes_that_are_not_utf8(tmp_path: Path, bad: bytes, field: str) -> None:
+    path = tmp_path / "criteo.tsv"
+    path.write_bytes(GOOD.encode() + b"\n" + bad + b"\n" + GOOD.encode() + b"\n")
+    with pytest.raises(BadRowError) as e:
+        list(CriteoTsvReader([path], [None] * 26, BadRows("error")).chunks())
+    assert (e.value.line, e.value.field) == (2, field)
+    reader = CriteoTsvReader([path], [None] * 26, BadRows("skip"))
+    assert sum(len(c) for c in reader.chunks()) == 2 and reader.bad.skipped == 1

@@ -44,9 +44,10 @@ def bucketize(raw: np.ndarray, buckets: int | None) -> np.ndarray:
     return out
 
 
-def string_hash(value: str) -> int:
-    """A stable 63-bit hash of a string (Python's ``hash`` differs between processes)."""
-    digest = hashlib.blake2b(value.encode("utf-8"), digest_size=8).digest()
+def string_hash(value: str | bytes) -> int:
+    """A stable 63-bit hash of a string's UTF-8 bytes (Python's ``hash`` differs by process)."""
+    raw = value.encode("utf-8") if isinstance(value, str) else value
+    digest = hashlib.blake2b(raw, digest_size=8).digest()
     return int.from_bytes(digest, "little") & ((1 << 63) - 1)
 
 
@@ -61,9 +62,10 @@ def hash_string_array(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
     if not pa.types.is_string(arr.type) and not pa.types.is_large_string(arr.type):
         arr = pc.cast(arr, pa.string())
     encoded = pc.dictionary_encode(arr)
-    uniques = encoded.dictionary.to_pylist()
+    # As bytes: a text file's fields need not be valid UTF-8.
+    uniques = pc.cast(encoded.dictionary, pa.binary()).to_pylist()
     table = np.array(
-        [MISSING if u == "" else string_hash(u) for u in uniques] + [MISSING], dtype=np.int64
+        [MISSING if not u else string_hash(u) for u in uniques] + [MISSING], dtype=np.int64
     )
     indices = encoded.indices.fill_null(len(uniques))
     return table[indices.to_numpy(zero_copy_only=False)]

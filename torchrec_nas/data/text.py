@@ -12,6 +12,7 @@ import glob
 import io
 import logging
 import os
+import re
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -169,6 +170,7 @@ def _parse(
             strings_can_be_null=True,
             quoted_strings_can_be_null=False,
             null_values=[""],
+            check_utf8=False,  # bytes that are not UTF-8 are bad values, named by line
             true_values=[],
             false_values=[],
         ),
@@ -262,6 +264,25 @@ def _line_blocks(p: Path, header: bool, block_bytes: int) -> Iterator[tuple[byte
                 break
 
 
+_ROW_RE = re.compile(r"Row #(\d+)")
+_LINE_END = re.compile(rb"\r\n|\n|\r")
+
+
+def _empty_table(names: list[str]) -> pa.Table:
+    return pa.table({n: pa.array([], type=pa.string()) for n in names})
+
+
+def _cut_line(data: bytes, k: int) -> tuple[bytes, bytes]:
+    """``data`` before and after its ``k``-th line (1-based; line ends as pyarrow sees them)."""
+    start = 0
+    for i, m in enumerate(_LINE_END.finditer(data), start=1):
+        if i == k - 1:
+            start = m.end()
+        if i == k:
+            return data[:start], data[m.end() :]
+    return data[:start], b""
+
+
 def _block(
     p: Path,
     data: bytes,
@@ -273,20 +294,40 @@ def _block(
     delimiter: str,
     quote: bool,
 ) -> TextBlock:
+    text_types = {n: pa.string() for n in names}
     try:
         table, invalid = _parse(data, names, types, delimiter, quote, threads=False)
     except pa.ArrowInvalid as e:
-        if "conversion error" not in str(e).lower() and "CSV conversion" not in str(e):
+        msg = str(e)
+        row = _ROW_RE.search(msg)
+        if "CSV parse error" in msg and row:
+            # A row with the wrong number of fields that pyarrow cannot pass to the invalid-row
+            # handler (its bytes are not UTF-8): report it, then parse the lines around it.
+            k = int(row.group(1))
+            bad.report(p, line0 + k - 1, "row", "wrong number of fields (and not UTF-8 text)")
+            before, after = _cut_line(data, k)
+            parts = []
+            if before:
+                parts.append(
+                    _block(p, before, line0, k - 1, names, text_types, bad, delimiter, quote)
+                )
+            if after:
+                parts.append(
+                    _block(
+                        p, after, line0 + k, num_lines - k, names, text_types, bad, delimiter, quote
+                    )
+                )
+            tables = [t.table for t in parts] or [_empty_table(names)]
+            line_parts = [t.lines for t in parts] or [np.zeros(0, dtype=np.int64)]
+            return TextBlock(pa.concat_tables(tables), p, np.concatenate(line_parts))
+        if "conversion error" not in msg.lower():
             raise DataError(f"{p}:{line0}: cannot parse block: {e}") from e
         # A value that does not fit its column type: re-read as text and let the caller's
         # converters name the row.
-        text_types = {n: pa.string() for n in names}
         table, invalid = _parse(data, names, text_types, delimiter, quote, threads=False)
     if invalid and any(num is None for num, _, _ in invalid):
         # Threaded parsing does not number rows; a single-threaded parse does.
-        _, invalid = _parse(
-            data, names, {n: pa.string() for n in names}, delimiter, quote, threads=False
-        )
+        _, invalid = _parse(data, names, text_types, delimiter, quote, threads=False)
     numbered = sorted((int(num), actual) for num, actual, _ in invalid if num is not None)
     for local, actual in numbered:
         bad.report(p, line0 + local - 1, "row", f"expected {len(names)} fields, found {actual}")
@@ -296,6 +337,19 @@ def _block(
         local_lines = np.setdiff1d(local_lines, np.array(skipped_local))
     lines = line0 - 1 + local_lines[: table.num_rows]
     return TextBlock(table=table, path=p, lines=lines)
+
+
+def show(value: pa.Scalar) -> str:
+    """``repr`` of a cell for an error message, also for bytes that are not UTF-8."""
+    if not value.is_valid:
+        return "''"
+    if pa.types.is_string(value.type) or pa.types.is_binary(value.type):
+        raw = value.as_buffer().to_pybytes()
+        try:
+            return repr(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            return repr(raw)
+    return repr(value.as_py())
 
 
 _INT_RE = r"^\s*[-+]?[0-9]+\s*$"
@@ -330,7 +384,7 @@ class RowChecker:
         elif len(self.bad.examples) >= 10:
             rows = rows[:0]
         for r in rows.tolist():
-            self._first[r] = (field, reason_for.format(value=repr(values[r].as_py())))
+            self._first[r] = (field, reason_for.format(value=show(values[r])))
         self.problem |= mask
 
     def resolve(self) -> np.ndarray:
