@@ -135,7 +135,8 @@ def from_mapping(cls: type[T], data: Mapping[str, Any], where: str = "") -> T:
         raise TypeError(f"{cls} is not a dataclass")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
-    prefix = f"{where}." if where else ""
+    # "FILE:" names a file (fields follow after a space), anything else a dotted section.
+    prefix = f"{where} " if where.endswith(":") else (f"{where}." if where else "")
     unknown = sorted(set(data) - set(fields))
     if unknown:
         raise ConfigError(
@@ -153,7 +154,7 @@ def from_mapping(cls: type[T], data: Mapping[str, Any], where: str = "") -> T:
     except ConfigError:
         raise
     except (ValueError, TypeError) as e:
-        raise ConfigError(f"{where or cls.__name__}: {e}") from e
+        raise ConfigError(f"{where.rstrip(':') or cls.__name__}: {e}") from e
     return obj
 
 

@@ -224,6 +224,12 @@ def train_final(
             "train": res.to_dict(),
             **model_costs(model, sample),
         }
+        if name == "nasrec" and arch is not None:
+            # PyTorch's counter skips the CPU attention kernel; count NASRec's own way, as the
+            # search did (matrix products plus element-wise work).
+            results[name]["flops"] = architecture_costs(
+                arch, cfg.space, dense_in, tables, hardware=None
+            )["flops"]
         meta: dict[str, Any] = {
             "spec": spec.to_dict(),
             "space": asdict(cfg.space),
@@ -246,8 +252,8 @@ def _fixed_forward(model: nn.Module) -> Callable[[Batch, int], torch.Tensor]:
 
 
 def model_costs(model: nn.Module, batch: Batch) -> dict[str, float]:
-    """FLOPs per sample (PyTorch's own ``FlopCounterMode`` over one forward) and dense
-    parameters (everything but the embedding tables)."""
+    """FLOPs per sample (PyTorch's own ``FlopCounterMode`` over one forward: matrix products)
+    and dense parameters (everything but the embedding tables)."""
     from torch.utils.flop_counter import FlopCounterMode
 
     was_training = model.training

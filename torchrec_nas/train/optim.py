@@ -31,6 +31,8 @@ class OptimizerConfig:
         warmup_fraction: share of the steps with a linear warm-up from 0.
         grad_clip_norm: clip the dense gradients' total norm (``null`` for none).
         sparse_lr: learning rate of the embedding tables (default: ``lr``).
+        sparse_name: optimizer of the embedding tables (default: ``name``), for example
+            ``adagrad`` for the tables and ``adam`` for the dense layers.
     """
 
     name: Literal["adagrad", "adam", "sgd"] = "adagrad"
@@ -41,6 +43,7 @@ class OptimizerConfig:
     warmup_fraction: float = 0.1
     grad_clip_norm: float | None = 5.0
     sparse_lr: float | None = None
+    sparse_name: Literal["adagrad", "adam", "sgd"] | None = None
 
     def validate(self) -> None:
         if self.lr <= 0:
@@ -48,9 +51,9 @@ class OptimizerConfig:
         if not 0.0 <= self.warmup_fraction < 1.0:
             raise ValueError(f"warmup_fraction must be in [0, 1), got {self.warmup_fraction}")
 
-    def kwargs(self, lr: float) -> dict[str, Any]:
+    def kwargs(self, lr: float, name: str | None = None) -> dict[str, Any]:
         kw: dict[str, Any] = {"lr": lr}
-        if self.name in ("adagrad", "adam"):
+        if (name or self.name) in ("adagrad", "adam"):
             kw["eps"] = self.eps
         return kw
 
@@ -115,7 +118,10 @@ class ModelOptimizer:
             if self.sparse_params:
                 fresh = [p for p in self.sparse_params if not hasattr(p, "_in_backward_optimizers")]
                 if fresh:
-                    _apply_optimizer_in_backward(cls, fresh, cfg.kwargs(sparse_lr))
+                    sparse_name = cfg.sparse_name or cfg.name
+                    _apply_optimizer_in_backward(
+                        _OPTIMIZERS[sparse_name], fresh, cfg.kwargs(sparse_lr, sparse_name)
+                    )
         else:
             dense = list(dense_only)
         self.dense_params = dense

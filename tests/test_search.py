@@ -1,0 +1,113 @@
+"""Search strategies: regularized evolution, random search, history, resume, cache."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from torchrec_nas import Architecture, SearchSpace
+from torchrec_nas.search.evolution import EvolutionConfig, RandomSearch, RegularizedEvolution
+from torchrec_nas.search.history import SearchHistory
+from torchrec_nas.search.objective import ObjectiveConfig
+
+SPACE = SearchSpace.preset("nasrec-full")
+
+
+def fake_logloss(arch: Architecture) -> dict[str, float]:
+    """A cheap, deterministic stand-in for supernet scoring: wider fc blocks score better."""
+    score = 1.0
+    for b in arch.blocks:
+        if b.dense_op == "fc":
+            score -= b.dense_dim / 50_000
+    return {"logloss": score}
+
+
+def small_cfg(**kw: int) -> EvolutionConfig:
+    base = {"population": 12, "tournament": 4, "children": 4, "generations": 10}
+    base.update(kw)
+    return EvolutionConfig(**base)  # type: ignore[arg-type]
+
+
+def test_evolution_improves_on_the_initial_population() -> None:
+    history = SearchHistory()
+    best = RegularizedEvolution(SPACE, small_cfg(), seed=0).run(fake_logloss, history, progress=False)
+    assert len(history) == 12 + 4 * 10
+    initial_best = min(r.score for r in history.records[:12])
+    assert best.score < initial_best
+    assert best.score == min(r.score for r in history)
+
+
+def test_seen_canonical_hashes_are_not_evaluated_again() -> None:
+    calls: list[str] = []
+
+    def counting(arch: Architecture) -> dict[str, float]:
+        calls.append(arch.canonical_hash())
+        return fake_logloss(arch)
+
+    history = SearchHistory()
+    RegularizedEvolution(SPACE, small_cfg(generations=30), seed=1).run(counting, history, progress=False)
+    assert len(calls) == len(set(calls)) == history.evaluated
+    cached = [r for r in history if r.cached]
+    assert cached, "30 generations of one-mutation children should revisit some subnet"
+    for r in cached:
+        assert r.score == history.lookup(r.arch_hash).score  # type: ignore[union-attr]
+
+
+def test_killed_search_resumes_to_the_same_history(tmp_path: Path) -> None:
+    cfg = small_cfg(generations=6)
+    full = SearchHistory(tmp_path / "full.jsonl")
+    RegularizedEvolution(SPACE, cfg, seed=2).run(fake_logloss, full, progress=False)
+
+    class Killed(Exception):
+        pass
+
+    count = 0
+
+    def dies_after_20(arch: Architecture) -> dict[str, float]:
+        nonlocal count
+        count += 1
+        if count > 20:
+            raise Killed
+        return fake_logloss(arch)
+
+    path = tmp_path / "killed.jsonl"
+    with pytest.raises(Killed):
+        RegularizedEvolution(SPACE, cfg, seed=2).run(dies_after_20, SearchHistory(path), progress=False)
+    partial = SearchHistory(path)
+    assert 0 < len(partial) < len(full)
+    # Simulate a crash mid-write of the next line: the reader drops the cut-off record.
+    with open(path, "a") as f:
+        f.write('{"index": 99, "gener')
+    resumed = SearchHistory(path)
+    RegularizedEvolution(SPACE, cfg, seed=2).run(fake_logloss, resumed, progress=False)
+    assert [r.arch_hash for r in resumed] == [r.arch_hash for r in full]
+    lines = path.read_text().splitlines()
+    assert len(lines) == len(full) and all(json.loads(line) for line in lines)
+
+
+def test_budgets_make_candidates_infeasible() -> None:
+    objective = ObjectiveConfig(metric="logloss", budgets={"flops": 1.0}, pareto=["logloss", "flops"])
+    assert objective.score({"logloss": 0.4}, {"flops": 2.0}) == math.inf
+    assert objective.score({"logloss": 0.4}, {"flops": 0.5}) == 0.4
+    with pytest.raises(ValueError, match="unknown objective 'accuracy'"):
+        ObjectiveConfig(metric="accuracy").validate()
+
+
+def test_random_search_uses_the_same_history_format(tmp_path: Path) -> None:
+    history = SearchHistory(tmp_path / "h.jsonl")
+    best = RandomSearch(SPACE, candidates=15, seed=3).run(fake_logloss, history, progress=False)
+    assert len(history) == 15
+    again = SearchHistory(tmp_path / "h.jsonl")
+    assert again.best().arch_hash == best.arch_hash
+    assert Architecture.from_dict(json.loads((tmp_path / "h.jsonl").read_text().splitlines()[0])["architecture"])
+
+
+def test_mutation_schedule_falls_from_start_to_end() -> None:
+    cfg = EvolutionConfig(generations=240, mutations_start=6, mutations_end=1)
+    assert cfg.mutations(1) == 6 and cfg.mutations(240) == 1
+    assert cfg.total_candidates == 128 + 8 * 240 == 2048
+    with pytest.raises(ValueError, match="tournament"):
+        EvolutionConfig(population=4, tournament=8).validate()

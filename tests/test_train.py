@@ -1,0 +1,114 @@
+"""Training: path sampling, schedule, the loop's progress, checkpoints and resume."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from helpers import random_batch, tiny_tables
+
+from torchrec_nas import NASRecModel, SearchSpace
+from torchrec_nas.models import build_baseline
+from torchrec_nas.train.loop import LoopConfig, train_loop
+from torchrec_nas.train.metrics import BinaryMetrics, evaluate
+from torchrec_nas.train.optim import ModelOptimizer, OptimizerConfig, lr_factor
+from torchrec_nas.train.sampling import PathSampler
+
+SPACE = SearchSpace.from_mapping({"preset": "nasrec-full", "dense_dims": [16, 32], "sparse_tokens": [4, 8]})
+
+
+def batches(n: int = 6) -> list:  # type: ignore[type-arg]
+    return [random_batch(batch_size=32, seed=i) for i in range(n)]
+
+
+def test_sampler_is_a_function_of_seed_and_step() -> None:
+    a = PathSampler(SPACE, seed=5, warmup_steps=10)
+    b = PathSampler(SPACE, seed=5, warmup_steps=10)
+    assert [a(s) for s in range(30)] == [b(s) for s in range(30)]
+    assert a(3) != PathSampler(SPACE, seed=6, warmup_steps=10)(3)
+    assert a.full_probability(0) == 1.0 and a.full_probability(5) == 0.5 and a(50) == b(50)
+    # At step 0 of the warm-up the largest path is trained: every block at its widest.
+    assert all(blk.dense_dim == 32 for blk in a(0).blocks)
+
+
+def test_cosine_schedule_with_warmup() -> None:
+    cfg = OptimizerConfig(lr=1.0, warmup_fraction=0.1)
+    assert lr_factor(0, 100, cfg) == pytest.approx(0.1)
+    assert lr_factor(9, 100, cfg) == pytest.approx(1.0)
+    assert lr_factor(55, 100, cfg) == pytest.approx(0.5, abs=0.02)
+    assert lr_factor(99, 100, cfg) < 0.01
+
+
+def test_embedding_tables_use_torchrec_fused_optimizer() -> None:
+    model = NASRecModel(tiny_tables(), 4, SPACE)
+    opt = ModelOptimizer(model, OptimizerConfig(), total_steps=10)
+    assert opt.sparse_params and all(hasattr(p, "_in_backward_optimizers") for p in opt.sparse_params)
+    table = opt.sparse_params[0]
+    before = table.detach().clone()
+    model(random_batch(), SPACE.sample(__import__("random").Random(0))).sum().backward()
+    assert table.grad is None  # consumed by the in-backward update
+    assert not torch.equal(table, before)
+
+
+def test_training_lowers_the_loss_on_a_learnable_batch() -> None:
+    torch.manual_seed(0)
+    model = build_baseline("dlrm", tiny_tables(), 4, dense_arch_layer_sizes=[16], over_arch_layer_sizes=[16])
+    data = [random_batch(batch_size=64, seed=0)]
+    before = evaluate(model, data).logloss
+    cfg = LoopConfig(steps=60, optimizer=OptimizerConfig(lr=0.05), checkpoint_every=0, progress=False)
+    train_loop(model, lambda b, s: model(b), data, cfg)
+    assert evaluate(model, data).logloss < before - 0.05
+
+
+class Killed(Exception):
+    pass
+
+
+def _supernet_run(out: Path | None, steps: int, die_after: int | None = None) -> NASRecModel:
+    torch.manual_seed(0)
+    model = NASRecModel(tiny_tables(), 4, SPACE)
+    sampler = PathSampler(SPACE, seed=0, warmup_steps=4)
+
+    def forward(batch, step):  # type: ignore[no-untyped-def]
+        if die_after is not None and step >= die_after:
+            raise Killed
+        return model(batch, sampler(max(step, 0)))
+
+    cfg = LoopConfig(steps=steps, checkpoint_every=3, progress=False)
+    train_loop(model, forward, batches(), cfg, out, desc="supernet")
+    return model
+
+
+def test_killed_run_resumes_to_the_same_model(tmp_path: Path) -> None:
+    reference = _supernet_run(None, steps=10)
+    out = tmp_path / "run"
+    with pytest.raises(Killed):
+        _supernet_run(out, steps=10, die_after=7)  # dies in step 8, after the checkpoint at 6
+    ckpt = torch.load(out / "checkpoint.pt", weights_only=False)
+    assert ckpt["step"] == 6 and ckpt["optimizer"]["sparse"]
+    log = (out / "train_log.jsonl").read_text()
+    resumed = _supernet_run(out, steps=10)  # a fresh model and optimizer, resumed from disk
+    assert torch.load(out / "checkpoint.pt", weights_only=False)["step"] == 10
+    for (name, p), q in zip(resumed.state_dict().items(), reference.state_dict().values()):
+        torch.testing.assert_close(p, q, msg=lambda m, n=name: f"{n}: {m}")
+    assert (out / "train_log.jsonl").read_text().startswith(log)
+
+
+def test_checkpoint_of_another_stage_is_refused(tmp_path: Path) -> None:
+    _supernet_run(tmp_path, steps=3)
+    model = NASRecModel(tiny_tables(), 4, SPACE)
+    with pytest.raises(RuntimeError, match="checkpoint is of 'supernet'"):
+        train_loop(model, lambda b, s: model(b, SPACE.largest()), batches(), LoopConfig(steps=4, progress=False), tmp_path, desc="other")
+
+
+def test_metrics_match_hand_computation() -> None:
+    m = BinaryMetrics()
+    logits = torch.tensor([2.0, -1.0, 0.5, -3.0])
+    labels = torch.tensor([1.0, 0.0, 0.0, 1.0])
+    m.update(logits, labels)
+    r = m.compute()
+    expected = torch.nn.functional.binary_cross_entropy_with_logits(logits, labels).item()
+    assert r.logloss == pytest.approx(expected, rel=1e-5)
+    assert r.auc == pytest.approx(0.5)  # positives ranked 1st and 4th of 4
+    assert r.ne == pytest.approx(expected / 0.6931, rel=1e-3)
