@@ -78,21 +78,41 @@ def test_saved_model_loads_back_in_one_call(demo_run: tuple[Path, Path]) -> None
         assert got == pytest.approx(results[name]["test"]["logloss"], rel=1e-5)
 
 
-def test_subcommands_resume_and_train_an_architecture(demo_run: tuple[Path, Path], tmp_path: Path) -> None:
+def test_subcommands_resume_and_train_an_architecture(
+    demo_run: tuple[Path, Path], tmp_path: Path
+) -> None:
     cfg, out = demo_run
     before = (out / "history.jsonl").read_text()
     assert main(["search", "--config", str(cfg), "--out", str(out), "--quiet"]) == 0
     assert (out / "history.jsonl").read_text() == before  # finished: nothing re-evaluated
     arch = out / "best_arch.json"
-    assert main(["train", "--config", str(cfg), "--out", str(tmp_path), "--arch", str(arch),
-                 "--no-baselines", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--config",
+                str(cfg),
+                "--out",
+                str(tmp_path),
+                "--arch",
+                str(arch),
+                "--no-baselines",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert set(json.loads((tmp_path / "train" / "results.json").read_text())) == {"nasrec"}
-    assert main(["estimate", "--config", str(cfg), "--out", str(tmp_path), "--arch", str(arch)]) == 0
+    assert (
+        main(["estimate", "--config", str(cfg), "--out", str(tmp_path), "--arch", str(arch)]) == 0
+    )
     est = json.loads((tmp_path / "estimate.json").read_text())
     assert est["total"]["energy_pj"] > 0 and est["flops"] > 0
 
 
-def test_bad_config_names_file_and_field(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_config_names_file_and_field(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("supernet: {stpes: 3}\n")
     assert main(["supernet", "--config", str(bad), "--out", str(tmp_path)]) == 2
@@ -108,14 +128,24 @@ def test_bad_config_names_file_and_field(tmp_path: Path, capsys: pytest.CaptureF
         Config.load(tmp_path / "missing.yaml")
 
 
-def test_architecture_outside_the_space_is_refused(demo_run: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_architecture_outside_the_space_is_refused(
+    demo_run: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     cfg, out = demo_run
     arch = json.loads((out / "best_arch.json").read_text())["architecture"]
     arch["blocks"][4]["dense_dim"] = 1024  # the tiny space's widths are 16 and 32
     path = tmp_path / "wide.json"
     path.write_text(json.dumps(arch))
-    assert main(["train", "--config", str(cfg), "--out", str(tmp_path), "--arch", str(path), "--quiet"]) == 2
-    assert "block 4: dense_dim: 1024 is not among the space's choices [16, 32]" in capsys.readouterr().err
+    assert (
+        main(
+            ["train", "--config", str(cfg), "--out", str(tmp_path), "--arch", str(path), "--quiet"]
+        )
+        == 2
+    )
+    assert (
+        "block 4: dense_dim: 1024 is not among the space's choices [16, 32]"
+        in capsys.readouterr().err
+    )
 
 
 def test_default_config_loads() -> None:

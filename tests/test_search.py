@@ -33,7 +33,9 @@ def small_cfg(**kw: int) -> EvolutionConfig:
 
 def test_evolution_improves_on_the_initial_population() -> None:
     history = SearchHistory()
-    best = RegularizedEvolution(SPACE, small_cfg(), seed=0).run(fake_logloss, history, progress=False)
+    best = RegularizedEvolution(SPACE, small_cfg(), seed=0).run(
+        fake_logloss, history, progress=False
+    )
     assert len(history) == 12 + 4 * 10
     initial_best = min(r.score for r in history.records[:12])
     assert best.score < initial_best
@@ -48,7 +50,9 @@ def test_seen_canonical_hashes_are_not_evaluated_again() -> None:
         return fake_logloss(arch)
 
     history = SearchHistory()
-    RegularizedEvolution(SPACE, small_cfg(generations=30), seed=1).run(counting, history, progress=False)
+    RegularizedEvolution(SPACE, small_cfg(generations=30), seed=1).run(
+        counting, history, progress=False
+    )
     assert len(calls) == len(set(calls)) == history.evaluated
     cached = [r for r in history if r.cached]
     assert cached, "30 generations of one-mutation children should revisit some subnet"
@@ -75,7 +79,9 @@ def test_killed_search_resumes_to_the_same_history(tmp_path: Path) -> None:
 
     path = tmp_path / "killed.jsonl"
     with pytest.raises(Killed):
-        RegularizedEvolution(SPACE, cfg, seed=2).run(dies_after_20, SearchHistory(path), progress=False)
+        RegularizedEvolution(SPACE, cfg, seed=2).run(
+            dies_after_20, SearchHistory(path), progress=False
+        )
     partial = SearchHistory(path)
     assert 0 < len(partial) < len(full)
     # Simulate a crash mid-write of the next line: the reader drops the cut-off record.
@@ -89,7 +95,9 @@ def test_killed_search_resumes_to_the_same_history(tmp_path: Path) -> None:
 
 
 def test_budgets_make_candidates_infeasible() -> None:
-    objective = ObjectiveConfig(metric="logloss", budgets={"flops": 1.0}, pareto=["logloss", "flops"])
+    objective = ObjectiveConfig(
+        metric="logloss", budgets={"flops": 1.0}, pareto=["logloss", "flops"]
+    )
     assert objective.score({"logloss": 0.4}, {"flops": 2.0}) == math.inf
     assert objective.score({"logloss": 0.4}, {"flops": 0.5}) == 0.4
     with pytest.raises(ValueError, match="unknown objective 'accuracy'"):
@@ -102,7 +110,9 @@ def test_random_search_uses_the_same_history_format(tmp_path: Path) -> None:
     assert len(history) == 15
     again = SearchHistory(tmp_path / "h.jsonl")
     assert again.best().arch_hash == best.arch_hash
-    assert Architecture.from_dict(json.loads((tmp_path / "h.jsonl").read_text().splitlines()[0])["architecture"])
+    assert Architecture.from_dict(
+        json.loads((tmp_path / "h.jsonl").read_text().splitlines()[0])["architecture"]
+    )
 
 
 def test_mutation_schedule_falls_from_start_to_end() -> None:

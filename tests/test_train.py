@@ -15,7 +15,9 @@ from torchrec_nas.train.metrics import BinaryMetrics, evaluate
 from torchrec_nas.train.optim import ModelOptimizer, OptimizerConfig, lr_factor
 from torchrec_nas.train.sampling import PathSampler
 
-SPACE = SearchSpace.from_mapping({"preset": "nasrec-full", "dense_dims": [16, 32], "sparse_tokens": [4, 8]})
+SPACE = SearchSpace.from_mapping(
+    {"preset": "nasrec-full", "dense_dims": [16, 32], "sparse_tokens": [4, 8]}
+)
 
 
 def batches(n: int = 6) -> list:  # type: ignore[type-arg]
@@ -43,7 +45,9 @@ def test_cosine_schedule_with_warmup() -> None:
 def test_embedding_tables_use_torchrec_fused_optimizer() -> None:
     model = NASRecModel(tiny_tables(), 4, SPACE)
     opt = ModelOptimizer(model, OptimizerConfig(), total_steps=10)
-    assert opt.sparse_params and all(hasattr(p, "_in_backward_optimizers") for p in opt.sparse_params)
+    assert opt.sparse_params and all(
+        hasattr(p, "_in_backward_optimizers") for p in opt.sparse_params
+    )
     table = opt.sparse_params[0]
     before = table.detach().clone()
     model(random_batch(), SPACE.sample(__import__("random").Random(0))).sum().backward()
@@ -53,10 +57,14 @@ def test_embedding_tables_use_torchrec_fused_optimizer() -> None:
 
 def test_training_lowers_the_loss_on_a_learnable_batch() -> None:
     torch.manual_seed(0)
-    model = build_baseline("dlrm", tiny_tables(), 4, dense_arch_layer_sizes=[16], over_arch_layer_sizes=[16])
+    model = build_baseline(
+        "dlrm", tiny_tables(), 4, dense_arch_layer_sizes=[16], over_arch_layer_sizes=[16]
+    )
     data = [random_batch(batch_size=64, seed=0)]
     before = evaluate(model, data).logloss
-    cfg = LoopConfig(steps=60, optimizer=OptimizerConfig(lr=0.05), checkpoint_every=0, progress=False)
+    cfg = LoopConfig(
+        steps=60, optimizer=OptimizerConfig(lr=0.05), checkpoint_every=0, progress=False
+    )
     train_loop(model, lambda b, s: model(b), data, cfg)
     assert evaluate(model, data).logloss < before - 0.05
 
@@ -99,7 +107,14 @@ def test_checkpoint_of_another_stage_is_refused(tmp_path: Path) -> None:
     _supernet_run(tmp_path, steps=3)
     model = NASRecModel(tiny_tables(), 4, SPACE)
     with pytest.raises(RuntimeError, match="checkpoint is of 'supernet'"):
-        train_loop(model, lambda b, s: model(b, SPACE.largest()), batches(), LoopConfig(steps=4, progress=False), tmp_path, desc="other")
+        train_loop(
+            model,
+            lambda b, s: model(b, SPACE.largest()),
+            batches(),
+            LoopConfig(steps=4, progress=False),
+            tmp_path,
+            desc="other",
+        )
 
 
 def test_metrics_match_hand_computation() -> None:
