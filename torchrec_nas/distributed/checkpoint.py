@@ -53,14 +53,14 @@ class DistributedCheckpointer:
 
     def _writer(self, path: str) -> StorageWriter:
         if _is_url(path):
-            from torch.distributed.checkpoint import FsspecWriter
+            from torch.distributed.checkpoint._fsspec_filesystem import FsspecWriter
 
             return FsspecWriter(path)
         return FileSystemWriter(path.removeprefix("file://"))
 
     def _reader(self, path: str) -> StorageReader:
         if _is_url(path):
-            from torch.distributed.checkpoint import FsspecReader
+            from torch.distributed.checkpoint._fsspec_filesystem import FsspecReader
 
             return FsspecReader(path)
         return FileSystemReader(path.removeprefix("file://"))
@@ -88,9 +88,7 @@ class DistributedCheckpointer:
             state["optimizer"] = optimizer.state_dict()
         return state
 
-    def save(
-        self, desc: str, model: nn.Module, optimizer: Any, step: int, rows: int
-    ) -> None:
+    def save(self, desc: str, model: nn.Module, optimizer: Any, step: int, rows: int) -> None:
         """Writes checkpoint ``step`` (every rank must call it), then drops old ones."""
         state = self._state(desc, model, optimizer)
         state.update(step=step, rows=rows)

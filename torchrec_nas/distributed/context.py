@@ -8,7 +8,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from itertools import islice
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import torch
 import torch.distributed as dist
@@ -142,13 +142,15 @@ def mean_across_ranks(value: torch.Tensor) -> torch.Tensor:
     return v[0] / dist.get_world_size()
 
 
-class RankShard:
+class RankShard(Generic[T]):
     """Rank ``rank``'s share of the first ``limit`` batches of a stream: batches ``rank``,
-    ``rank + world_size``, ... The ranks' shares together are the stream's first ``limit``
-    batches, so an evaluation reduced over ranks sees the rows one process would.
+    ``rank + world_size``, ... Every rank gets the same number of batches, since each forward
+    of a sharded model is a collective: the last ``< world_size`` batches are left out when
+    the count does not divide (less than one global batch). Together the shares are the rows
+    one process would evaluate, up to that remainder.
 
     Args:
-        batches: a re-iterable stream (every rank has all of it).
+        batches: a re-iterable stream with a length (every rank has all of it).
         rank: this rank.
         world_size: number of ranks.
         limit: how many batches of the stream to share out (``None``: all).
@@ -166,5 +168,14 @@ class RankShard:
         self.world_size = world_size
         self.limit = limit
 
+    def __len__(self) -> int:
+        n = self.limit
+        if hasattr(self.batches, "__len__"):
+            size = len(self.batches)
+            n = size if n is None else min(n, size)
+        if n is None:
+            raise ValueError("RankShard needs a stream with a length or a limit")
+        return n // self.world_size
+
     def __iter__(self) -> Iterator[T]:
-        return islice(self.batches, self.rank, self.limit, self.world_size)
+        return islice(self.batches, self.rank, len(self) * self.world_size, self.world_size)

@@ -43,6 +43,7 @@ class BroadcastOnlyWrapper(DataParallelWrapper):
     backward (see :class:`~torchrec_nas.distributed.optim.ShardedModelOptimizer`)."""
 
     def wrap(self, dmp: DistributedModelParallel, env: ShardingEnv, device: torch.device) -> None:
+        dmp._dmp_wrapped_module.to(device)
         with torch.no_grad():
             for p in dense_parameters(dmp):
                 dist.broadcast(p.data, src=0, group=env.process_group)
@@ -51,10 +52,7 @@ class BroadcastOnlyWrapper(DataParallelWrapper):
 def dense_parameters(model: nn.Module) -> list[nn.Parameter]:
     """The parameters that are not inside a sharded TorchRec module (the data-parallel part)."""
     sharded = {
-        id(p)
-        for m in model.modules()
-        if isinstance(m, ShardedModule)
-        for p in m.parameters()
+        id(p) for m in model.modules() if isinstance(m, ShardedModule) for p in m.parameters()
     }
     return [p for p in model.parameters() if id(p) not in sharded]
 
