@@ -13,16 +13,20 @@ The label is ``Bernoulli(sigmoid(logit))`` where the logit is the sum of these p
    (low-cardinality features, so each pair value is seen often enough to be learnt);
 3. pairwise crosses, low rank: ``<U(s_6), V(s_7)>``, ``<U(s_8), V(s_9)>``, ``<U(s_10), V(s_11)>``
    (rank 4, the kind of interaction a dot product / factorization machine captures);
-4. a 3-way cross: a random table of ``(s_0, s_1, s_2)``, the largest single term, which no
-   pairwise model can express;
+4. 3-way crosses, which no pairwise model (DLRM's dot products) can express: a random table
+   of ``(s_0, s_1, s_2)`` and a rank-4 product ``sum_k A(s_2)_k B(s_3)_k C(s_5)_k`` (the
+   kind that multiplicative operators, cross layers or gating, learn);
 5. a dense nonlinearity: ``sin(2 z_0) z_1 + 0.5 z_2 z_3 + relu(z_4 - 0.5)``;
 6. a dense x sparse interaction: ``z_5 * g(s_12)`` with a random gain per id of feature 12;
 7. a bias set so that the positive rate is ``positive_rate`` (default 25%).
 
 By default the first six features have small tables (4, 8, 12, 16, 24, 32 rows, like Criteo's
 small columns) and the other 20 grow geometrically from ``cardinalities / 10`` to
-``cardinalities``. A model that can form the 3-way and dense x sparse crosses (NASRec's
-search space can) beats one that only has pairwise dot products (DLRM).
+``cardinalities``. Interactions carry most of the signal (first-order effects are deliberately weak), so a model
+that can form 3-way crosses beats one that only has pairwise dot products. Measured on the
+default (250k rows, 2 epochs, Adagrad lr 0.05, embedding dim 16), validation logloss / AUC:
+TorchRec DLRM 0.4859 / 0.7553, TorchRec DCN-v2 0.4696 / 0.7727; the generating model itself
+scores about 0.355 / 0.883, so there is room for better architectures.
 """
 
 from __future__ import annotations
@@ -92,8 +96,8 @@ def generate_synthetic(cfg: SyntheticConfig) -> tuple[FeatureArrays, list[int]]:
     terms: dict[str, np.ndarray] = {}
     first = np.zeros(n)
     for f, c in enumerate(cards):
-        first += rng.normal(0, 0.6 / (1 + f / 4), size=c)[s[f]]
-    first += z @ rng.normal(0, 0.15, size=cfg.num_dense)
+        first += rng.normal(0, 0.3 / (1 + f / 4), size=c)[s[f]]
+    first += z @ rng.normal(0, 0.075, size=cfg.num_dense)
     terms["first_order"] = first
     terms["pair_tables"] = 0.5 * _table_cross(rng, [s[3], s[4]]) + 0.5 * _table_cross(
         rng, [s[0], s[5 % cfg.num_sparse]]
@@ -106,6 +110,11 @@ def generate_synthetic(cfg: SyntheticConfig) -> tuple[FeatureArrays, list[int]]:
         low_rank += np.einsum("nd,nd->n", u[s[a]], v[s[b]])
     terms["pair_low_rank"] = low_rank
     terms["triple"] = 0.9 * _table_cross(rng, [s[0], s[1], s[2]])
+    a, b, c = 2, 3, 5 % cfg.num_sparse
+    factors = [rng.normal(0, 0.8, size=(cards[f], 4)) for f in (a, b, c)]
+    terms["triple_low_rank"] = 1.5 * np.einsum(
+        "nd,nd,nd->n", factors[0][s[a]], factors[1][s[b]], factors[2][s[c]]
+    )
     terms["dense_nonlinear"] = (
         np.sin(2 * zk[0]) * zk[1] + 0.5 * zk[2] * zk[3] + np.maximum(zk[4] - 0.5, 0.0)
     )

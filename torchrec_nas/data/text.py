@@ -1,7 +1,8 @@
 """Streaming delimited text files in blocks, with bad-row handling that names file and line.
 
-Files are read in blocks of whole lines (never whole), each block parsed by pyarrow's CSV reader
-(multi-threaded) into typed columns. Line numbers are tracked per block, so a bad value is
+Files are read in blocks of whole lines (never whole); blocks are parsed by pyarrow's CSV reader
+into typed columns and converted by the caller in a small thread pool, in parallel, and handed
+back in file order. Line numbers are tracked per block, so a bad value is
 reported as ``FILE:LINE: field NAME: what is wrong``. The ``on_bad_row`` policy decides whether
 that raises (:class:`BadRowError`) or the row is skipped and counted (:class:`BadRows`).
 """
