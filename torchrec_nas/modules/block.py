@@ -35,6 +35,8 @@ class ChoiceBlock(nn.Module):
         index: position of the block (it reads outputs ``0..index``).
         space: the search space.
         sizes: slot sizes of the supernet.
+        norm_gain_init: initial gain of the LayerNorms after operators (see
+            :class:`~torchrec_nas.modules.interaction.NASRecInteraction`).
 
     Example::
 
@@ -43,7 +45,9 @@ class ChoiceBlock(nn.Module):
         block = ChoiceBlock(0, space, sizes)
     """
 
-    def __init__(self, index: int, space: SearchSpace, sizes: SlotSizes) -> None:
+    def __init__(
+        self, index: int, space: SearchSpace, sizes: SlotSizes, norm_gain_init: float = 1.0
+    ) -> None:
         super().__init__()
         self.index = index
         dense_cols = sizes.dense_columns(index)
@@ -67,13 +71,14 @@ class ChoiceBlock(nn.Module):
                 self.dense_linears["dot_efc"] = ElasticLinear(
                     token_cols + 1, dot_tokens(dmax), fan_in=token_fan + 1
                 )
-            self.dense_norms[op] = ElasticLayerNorm(dmax)
+            self.dense_norms[op] = ElasticLayerNorm(dmax, gain_init=norm_gain_init)
         self.sparse_linears = nn.ModuleDict()
         self.sparse_norms = nn.ModuleDict()
         self.attention: nn.MultiheadAttention | None = None
         for op in space.sparse_ops:
             self.sparse_linears[op] = ElasticLinear(token_cols, sizes.op_tokens, fan_in=token_fan)
             self.sparse_norms[op] = nn.LayerNorm(emb)
+            nn.init.constant_(self.sparse_norms[op].weight, norm_gain_init)
             if op == "attention":
                 self.attention = nn.MultiheadAttention(emb, space.attention_heads, batch_first=True)
         self.dense_to_sparse: ElasticLinear | None = None

@@ -80,6 +80,7 @@ class ElasticLayerNorm(nn.Module):
     Args:
         max_features: the largest width.
         eps: the LayerNorm epsilon.
+        gain_init: initial value of the affine gain.
 
     Example::
 
@@ -88,10 +89,10 @@ class ElasticLayerNorm(nn.Module):
         y = torch.nn.functional.layer_norm(torch.randn(4, 256), (256,), w, b)
     """
 
-    def __init__(self, max_features: int, eps: float = 1e-5) -> None:
+    def __init__(self, max_features: int, eps: float = 1e-5, gain_init: float = 1.0) -> None:
         super().__init__()
         self.eps = eps
-        self.weight = nn.Parameter(torch.ones(max_features))
+        self.weight = nn.Parameter(torch.full((max_features,), gain_init))
         self.bias = nn.Parameter(torch.zeros(max_features))
 
     def sliced(self, features: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -29,6 +29,15 @@ class NASRecInteraction(nn.Module):
         num_sparse_features: F, number of embedding tokens (one per sparse feature).
         quantize: fake quantization of weights and activations (see
             :mod:`torchrec_nas.modules.quant`); identity by default.
+        norm_gain_init: initial gain of the LayerNorms after operators. Adagrad's first
+            updates move every weight by about the learning rate whatever the gradient's scale,
+            so a layer reading ``K`` unit-scale features moves its output by about ``lr * K``
+            per step; with hundreds of LayerNorm outputs feeding the classifier, the reference
+            lr of 0.12 made the supernet diverge. Small initial gains keep activations small at
+            first (as a DLRM's near-zero embeddings do), so early gradients stay below
+            Adagrad's epsilon and steps stay small. Measured on the synthetic default, 600
+            steps: subnet validation logloss 0.513-0.521 with 0.03, 0.52-0.63 with 1.0 at lr
+            0.02, divergence with 1.0 at lr 0.12.
 
     Example::
 
@@ -45,13 +54,14 @@ class NASRecInteraction(nn.Module):
         dense_in_features: int,
         num_sparse_features: int,
         quantize: Quantizer = _identity,
+        norm_gain_init: float = 0.03,
     ) -> None:
         super().__init__()
         self.space = space
         self.sizes = SlotSizes.of(space, dense_in_features, num_sparse_features)
         self.quantize = quantize
         self.blocks = nn.ModuleList(
-            ChoiceBlock(i, space, self.sizes) for i in range(space.num_blocks)
+            ChoiceBlock(i, space, self.sizes, norm_gain_init) for i in range(space.num_blocks)
         )
         typical_in = space.max_dense_dim + space.max_sparse_tokens * space.embedding_dim
         self.classifier = ElasticLinear(
