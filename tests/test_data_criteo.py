@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
@@ -14,7 +15,7 @@ from torchrec_nas.data import DataConfig, build_data
 from torchrec_nas.data.cache import load_cache, preprocess_main
 from torchrec_nas.data.criteo import CriteoTsvReader
 from torchrec_nas.data.ids import MISSING
-from torchrec_nas.data.text import BadRowError, BadRows, DataError
+from torchrec_nas.data.text import BadRowError, BadRows, DataError, hex8
 
 SAMPLE_NAME = "criteo_kaggle_sample_10k.tsv"
 
@@ -190,3 +191,26 @@ def test_bytes_that_are_not_utf8(tmp_path: Path, bad: bytes, field: str) -> None
     assert (e.value.line, e.value.field) == (2, field)
     reader = CriteoTsvReader([path], [None] * 26, BadRows("skip"))
     assert sum(len(c) for c in reader.chunks()) == 2 and reader.bad.skipped == 1
+
+
+_hexish = st.one_of(
+    st.none(),
+    st.just(""),
+    st.integers(0, 2**32 - 1).map(lambda v: f"{v:08x}"),
+    st.integers(0, 2**32 - 1).map(lambda v: f"{v:08X}"),
+    st.text(alphabet="0123456789abcdefgG:@`/ \x10\x15", min_size=1, max_size=9),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(values=st.lists(_hexish, min_size=1, max_size=8), start=st.integers(0, 7))
+def test_hex8_decodes_exactly_8_hex_digits(values: list[str | None], start: int) -> None:
+    start = min(start, len(values) - 1)
+    raw, ok = hex8(pa.array(values).slice(start))
+    for text, got, good in zip(values[start:], raw.tolist(), ok.tolist()):
+        if not text:
+            assert good and got == MISSING
+        elif len(text) == 8 and all(c in "0123456789abcdefABCDEF" for c in text):
+            assert good and got == int(text, 16)
+        else:
+            assert not good
