@@ -290,3 +290,19 @@ def test_fuzz_table_and_kdd_readers(tmp_path: Path, rows: list[list[str]]) -> No
             assert e.path == str(path) and e.line >= 2
         except DataError as e:
             assert str(e).startswith(str(path)) and "no rows" not in str(e)
+
+
+def test_multi_hot_table_through_the_cache(tmp_path: Path) -> None:
+    path = _movielens(tmp_path)
+    cfg = _movielens_config(path)
+    direct = build_data(cfg)
+    cfg.cache_dir = str(tmp_path / "cache")
+    cached = build_data(cfg)
+    assert cached.info["reused"] is False and build_data(cfg).info["reused"] is True
+    assert cached.spec == direct.spec
+    for a, b in zip(direct.train, cached.train):
+        assert torch.equal(a.sparse_features.values(), b.sparse_features.values())
+        assert torch.equal(a.sparse_features.lengths(), b.sparse_features.lengths())
+        assert torch.allclose(a.dense_features, b.dense_features)
+    path.write_text(path.read_text() + "5,6,4.0,2000000,Drama\n")  # the input changed
+    assert build_data(cfg).info["reused"] is False
