@@ -171,7 +171,7 @@ class RankShard(Generic[T]):
     def __len__(self) -> int:
         n = self.limit
         if hasattr(self.batches, "__len__"):
-            size = len(self.batches)
+            size = len(self.batches)  # type: ignore[arg-type]
             n = size if n is None else min(n, size)
         if n is None:
             raise ValueError("RankShard needs a stream with a length or a limit")
