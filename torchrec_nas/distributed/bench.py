@@ -33,7 +33,7 @@ def _time_steps(
     sampler: PathSampler,
     step: Callable[[], None],
     warmup: int,
-    sync: Callable[[], None],
+    sync: Callable[[], object],
 ) -> float:
     """Seconds for the steps after the first ``warmup`` (architecture of step ``i``: the
     sampler's, so every setting trains the same sequence of subnets)."""
