@@ -4,7 +4,7 @@ Layout of a cache directory::
 
     manifest.json                      spec, rows, positives, split, source fingerprint, summary
     {split}_dense.npy                  float32 [n, num_dense]
-    {split}_sparse.npy                 int32   [n, num_one_hot]   table rows
+    {split}_sparse.npy                 int32   [n, num_one_hot]   table rows (column-major)
     {split}_labels.npy                 float32 [n]
     {split}_mh{k}_values.npy           int32   multi-hot feature k's ids
     {split}_mh{k}_offsets.npy          int64   [n + 1]

@@ -100,14 +100,18 @@ class _RawStore:
         return np.fromfile(self.root / f"{name}.raw", dtype=dtype)
 
 
-def _allocator(out_dir: Path | None) -> Callable[[str, np.dtype, tuple[int, ...]], np.ndarray]:
+def _allocator(
+    out_dir: Path | None,
+) -> Callable[[str, np.dtype, tuple[int, ...], bool], np.ndarray]:
     """Makes output arrays: ``.npy`` memory maps in ``out_dir``, or plain arrays."""
 
-    def alloc(name: str, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
+    def alloc(
+        name: str, dtype: np.dtype, shape: tuple[int, ...], fortran: bool = False
+    ) -> np.ndarray:
         if out_dir is None:
-            return np.empty(shape, dtype=dtype)
+            return np.empty(shape, dtype=dtype, order="F" if fortran else "C")
         return np.lib.format.open_memmap(
-            out_dir / f"{name}.npy", mode="w+", dtype=dtype, shape=shape
+            out_dir / f"{name}.npy", mode="w+", dtype=dtype, shape=shape, fortran_order=fortran
         )
 
     return alloc
@@ -148,11 +152,13 @@ def materialize(
     dense_all = np.memmap(workdir / "dense.raw", dtype=np.float32, mode="r", shape=(n, num_dense))
     parts = []
     for split, idx in zip(SPLITS, index):
-        dense = alloc(f"{split}_dense", np.dtype(np.float32), (len(idx), num_dense))
+        dense = alloc(f"{split}_dense", np.dtype(np.float32), (len(idx), num_dense), False)
         dense[:] = dense_all[idx]
-        split_labels = alloc(f"{split}_labels", np.dtype(np.float32), (len(idx),))
+        split_labels = alloc(f"{split}_labels", np.dtype(np.float32), (len(idx),), False)
         split_labels[:] = labels[idx]
-        sparse = alloc(f"{split}_sparse", np.dtype(np.int32), (len(idx), num_sparse))
+        # Column-major: ids are written a column at a time here, and a batch reads each
+        # feature's ids as one contiguous run.
+        sparse = alloc(f"{split}_sparse", np.dtype(np.int32), (len(idx), num_sparse), True)
         parts.append(FeatureArrays(dense, sparse, split_labels, []))
     del dense_all
 
@@ -185,9 +191,11 @@ def materialize(
         np.cumsum(store.load(f"mh_{k}_lengths", np.int64), out=offsets[1:])
         for split, part, idx in zip(SPLITS, parts, index):
             values, split_offsets = take_jagged(rows, offsets, idx)
-            out_values = alloc(f"{split}_mh{k}_values", np.dtype(np.int32), values.shape)
+            out_values = alloc(f"{split}_mh{k}_values", np.dtype(np.int32), values.shape, False)
             out_values[:] = values
-            out_offsets = alloc(f"{split}_mh{k}_offsets", np.dtype(np.int64), split_offsets.shape)
+            out_offsets = alloc(
+                f"{split}_mh{k}_offsets", np.dtype(np.int64), split_offsets.shape, False
+            )
             out_offsets[:] = split_offsets
             part.multi_hot.append((out_values, out_offsets))
         tables.append(size)
