@@ -155,3 +155,16 @@ def test_default_config_loads() -> None:
         full = Config.load(Path(__file__).parents[1] / "configs" / name)
         assert full.search.total_candidates == 2048 and full.search.finetune.steps == 500
     assert torch.get_num_threads() >= 1
+
+
+def test_bench_measures_both_figures(demo_run: tuple[Path, Path]) -> None:
+    cfg, out = demo_run
+    assert main(["bench", "--config", str(cfg), "--out", str(out), "--quiet"]) == 0
+    bench = json.loads((out / "bench.json").read_text())
+    sharing = bench["weight_sharing"]
+    assert sharing["supernet_rows_per_s"] > 0 and sharing["fixed_rows_per_s"] > 0
+    assert sharing["ratio"] == pytest.approx(
+        sharing["supernet_rows_per_s"] / sharing["fixed_rows_per_s"]
+    )
+    kendall = bench["kendall"]
+    assert kendall["subnets"] == 3 and -1.0 <= kendall["kendall_tau"] <= 1.0
