@@ -77,8 +77,9 @@ class ChoiceBlock(nn.Module):
         self.attention: nn.MultiheadAttention | None = None
         for op in space.sparse_ops:
             self.sparse_linears[op] = ElasticLinear(token_cols, sizes.op_tokens, fan_in=token_fan)
-            self.sparse_norms[op] = nn.LayerNorm(emb)
-            nn.init.constant_(self.sparse_norms[op].weight, norm_gain_init)
+            token_norm = nn.LayerNorm(emb)
+            nn.init.constant_(token_norm.weight, norm_gain_init)
+            self.sparse_norms[op] = token_norm
             if op == "attention":
                 self.attention = nn.MultiheadAttention(emb, space.attention_heads, batch_first=True)
         self.dense_to_sparse: ElasticLinear | None = None
