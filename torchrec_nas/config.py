@@ -87,9 +87,25 @@ class BaselineConfig:
 
 @dataclass
 class TrainConfig(LoopConfig):
-    """Training a found architecture (and the baselines) from scratch on the same budget."""
+    """Training a found architecture (and the baselines) from scratch on the same budget.
+
+    Args:
+        baselines: the hand-designed models trained beside it.
+        lr_grid: dense learning rates tried for *every* model (the embedding tables keep
+            ``optimizer.sparse_lr``); each model keeps the one with the best validation
+            logloss, so no model is judged at a learning rate tuned for another. Empty: only
+            ``optimizer.lr``.
+        norm_gain_init: initial LayerNorm gain of a NASRec model trained from scratch.
+    """
 
     baselines: BaselineConfig = field(default_factory=BaselineConfig)
+    lr_grid: list[float] = field(default_factory=list)
+    norm_gain_init: float = 1.0
+
+    def validate(self) -> None:
+        super().validate()
+        if any(lr <= 0 for lr in self.lr_grid):
+            raise ValueError(f"lr_grid: learning rates must be positive, got {self.lr_grid}")
 
 
 @dataclass

@@ -53,6 +53,7 @@ class NASRecModel(nn.Module):
         device: where to build the EBC (``"meta"`` for sharding later).
         quantize: fake quantization of weights and activations; by default straight-through
             fake quantization when the space searches bit widths, else none.
+        norm_gain_init: initial LayerNorm gain (see :class:`NASRecInteraction`).
 
     Example::
 
@@ -72,6 +73,7 @@ class NASRecModel(nn.Module):
         space: SearchSpace,
         device: torch.device | str | None = None,
         quantize: Quantizer | None = None,
+        norm_gain_init: float = 0.03,
     ) -> None:
         super().__init__()
         _check_tables(tables, space.embedding_dim)
@@ -82,7 +84,11 @@ class NASRecModel(nn.Module):
         self.sparse_arch = SparseArch(EmbeddingBagCollection(tables=tables, device=device))
         self.num_sparse_features = len(self.sparse_arch.sparse_feature_names)
         self.interaction = NASRecInteraction(
-            space, dense_in_features, self.num_sparse_features, quantize=quantize
+            space,
+            dense_in_features,
+            self.num_sparse_features,
+            quantize=quantize,
+            norm_gain_init=norm_gain_init,
         )
 
     def forward(self, batch: Batch, arch: Architecture) -> torch.Tensor:
@@ -151,10 +157,14 @@ class NASRecSubnet(nn.Module):
         space: SearchSpace,
         arch: Architecture,
         quantize: Quantizer | None = None,
+        norm_gain_init: float = 0.03,
     ) -> NASRecSubnet:
         """A freshly initialized subnet of ``arch`` (for training from scratch)."""
         space.validate(arch)
-        return NASRecModel(tables, dense_in_features, space, quantize=quantize).materialize(arch)
+        model = NASRecModel(
+            tables, dense_in_features, space, quantize=quantize, norm_gain_init=norm_gain_init
+        )
+        return model.materialize(arch)
 
     def forward(self, batch: Batch) -> torch.Tensor:
         tokens = self.sparse_arch(batch.sparse_features) if self.sparse_arch is not None else None

@@ -7,6 +7,7 @@ where a killed run stopped.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections.abc import Callable
@@ -17,6 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 from torchrec.datasets.utils import Batch
+from torchrec.modules.embedding_configs import EmbeddingBagConfig
 
 from torchrec_nas.config import Config
 from torchrec_nas.data import DataSpec, DataSplits, build_data
@@ -154,7 +156,6 @@ def load_model(path: str | Path) -> nn.Module:
         model = load_model("runs/demo/train/model_nasrec.pt")
         logits = model(batch)
     """
-    from torchrec.modules.embedding_configs import EmbeddingBagConfig
 
     state = load_checkpoint(path)
     if state is None:
@@ -173,14 +174,53 @@ def load_model(path: str | Path) -> nn.Module:
     return model.eval()
 
 
+ModelBuilder = Callable[[], nn.Module]
+
+
+def final_candidates(
+    cfg: Config,
+    tables: list[EmbeddingBagConfig],
+    dense_in: int,
+    arch: Architecture | None,
+) -> list[tuple[str, ModelBuilder, dict[str, Any]]]:
+    """``(name, build, options)`` of the found architecture and the configured baselines; each
+    ``build()`` returns a freshly initialized model (seeded alike)."""
+    candidates: list[tuple[str, ModelBuilder, dict[str, Any]]] = []
+    if arch is not None:
+        cfg.space.validate(arch)
+
+        def build_nasrec(a: Architecture = arch) -> nn.Module:
+            torch.manual_seed(cfg.seed)
+            gain = cfg.train.norm_gain_init
+            return NASRecSubnet.build(tables, dense_in, cfg.space, a, norm_gain_init=gain)
+
+        candidates.append(("nasrec", build_nasrec, {}))
+    bl = cfg.train.baselines
+    for name in bl.models:
+        options: dict[str, Any] = {
+            "dense_arch_layer_sizes": bl.dense_arch_layer_sizes,
+            "over_arch_layer_sizes": bl.over_arch_layer_sizes,
+        }
+        if name == "dcn":
+            options.update(dcn_num_layers=bl.dcn_num_layers, dcn_low_rank_dim=bl.dcn_low_rank_dim)
+
+        def build(name: str = name, options: dict[str, Any] = options) -> nn.Module:
+            torch.manual_seed(cfg.seed)
+            return build_baseline(name, tables, dense_in, **dict(options))
+
+        candidates.append((name, build, options))
+    return candidates
+
+
 def train_final(
     cfg: Config,
     out: str | Path,
     arch: Architecture | None,
     data: DataSplits | None = None,
 ) -> dict[str, Any]:
-    """Trains ``arch`` from scratch and the configured baselines on the same data and budget;
-    evaluates each on the test split; saves each model; writes ``train/results.json``."""
+    """Trains ``arch`` from scratch and the configured baselines on the same data and budget
+    (each at its best learning rate of ``train.lr_grid`` by validation logloss); evaluates each
+    on the test split; saves each model; writes ``train/results.json``."""
     out = Path(out)
     data = data or build_data(cfg.data, cfg.seed)
     device = device_of(cfg)
@@ -188,39 +228,40 @@ def train_final(
     tables = spec.tables(cfg.space.embedding_dim)
     dense_in = len(spec.dense_names)
     results: dict[str, Any] = {}
-    candidates: list[tuple[str, nn.Module, dict[str, Any]]] = []
-    if arch is not None:
-        cfg.space.validate(arch)
-        torch.manual_seed(cfg.seed)
-        candidates.append(("nasrec", NASRecSubnet.build(tables, dense_in, cfg.space, arch), {}))
-    bl = cfg.train.baselines
-    for name in bl.models:
-        torch.manual_seed(cfg.seed)
-        options: dict[str, Any] = {
-            "dense_arch_layer_sizes": bl.dense_arch_layer_sizes,
-            "over_arch_layer_sizes": bl.over_arch_layer_sizes,
-        }
-        if name == "dcn":
-            options.update(dcn_num_layers=bl.dcn_num_layers, dcn_low_rank_dim=bl.dcn_low_rank_dim)
-        candidates.append((name, build_baseline(name, tables, dense_in, **dict(options)), options))
     sample = next(iter(data.test))
-    for name, model, options in candidates:
-        model = model.to(device)
-        res = train_loop(
-            model,
-            _fixed_forward(model),
-            data.train,
-            cfg.train,
-            out / "train" / name,
-            data.val,
-            f"train {name}",
-            device,
-        )
+    grid = cfg.train.lr_grid or [cfg.train.optimizer.lr]
+    for name, build, options in final_candidates(cfg, tables, dense_in, arch):
+        trials: dict[str, Any] = {}
+        best: tuple[float, float, nn.Module, TrainResult] | None = None
+        for lr in grid:
+            loop = dataclasses.replace(
+                cfg.train, optimizer=dataclasses.replace(cfg.train.optimizer, lr=lr)
+            )
+            model = build().to(device)
+            trial_dir = out / "train" / name / (f"lr_{lr:g}" if len(grid) > 1 else "")
+            res = train_loop(
+                model,
+                _fixed_forward(model),
+                data.train,
+                loop,
+                trial_dir,
+                data.val,
+                f"train {name} lr={lr:g}",
+                device,
+            )
+            val = res.val.logloss if res.val else float("nan")
+            trials[f"{lr:g}"] = {"val_logloss": val, "train": res.to_dict()}
+            if best is None or val < best[0]:
+                best = (val, lr, model, res)
+        assert best is not None
+        _, lr, model, res = best
         model.eval()
         test = evaluate(model, data.test, None, device)
         results[name] = {
             "test": test.to_dict(),
             "val": res.val.to_dict() if res.val else None,
+            "lr": lr,
+            "lr_trials": trials,
             "train": res.to_dict(),
             **model_costs(model, sample),
         }
