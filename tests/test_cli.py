@@ -160,7 +160,7 @@ def test_default_config_loads() -> None:
 def test_bench_measures_both_figures(demo_run: tuple[Path, Path]) -> None:
     cfg, out = demo_run
     assert main(["bench", "--config", str(cfg), "--out", str(out), "--quiet"]) == 0
-    bench = json.loads((out / "bench.json").read_text())
+    bench = json.loads((out / "bench.json").read_text())  # both measurements: bench.json
     sharing = bench["weight_sharing"]
     assert sharing["supernet_rows_per_s"] > 0 and sharing["fixed_rows_per_s"] > 0
     assert sharing["ratio"] == pytest.approx(

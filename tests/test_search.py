@@ -121,3 +121,35 @@ def test_mutation_schedule_falls_from_start_to_end() -> None:
     assert cfg.total_candidates == 128 + 8 * 240 == 2048
     with pytest.raises(ValueError, match="tournament"):
         EvolutionConfig(population=4, tournament=8).validate()
+
+
+def test_codesign_compares_uniform_8_bit_with_the_cheapest_close_candidate() -> None:
+    from helpers import tiny_tables
+
+    from torchrec_nas.hardware.flops import architecture_costs
+    from torchrec_nas.search.codesign import codesign_summary, uniform_bits
+
+    space = SearchSpace.from_mapping({"preset": "nasrec-small", "bit_choices": [4, 8]})
+
+    def costs(arch: Architecture) -> dict[str, float]:
+        return architecture_costs(arch, space, 13, tiny_tables(26), hardware="isaac")
+
+    def quality(arch: Architecture) -> dict[str, float]:
+        # Precision barely matters to this stand-in: 4 bits cost 0.0001 logloss a block.
+        low = sum(b.weight_bits == 4 for b in arch.blocks)
+        return {"logloss": fake_logloss(arch)["logloss"] + 1e-4 * low}
+
+    history = SearchHistory()
+    RegularizedEvolution(space, small_cfg(generations=4), seed=4).run(
+        quality, history, costs, ObjectiveConfig(pareto=["logloss", "pim_energy"]), progress=False
+    )
+    result = codesign_summary(history, quality, costs, top_k=3, tolerance=0.01)
+    ref = result["reference"]
+    assert all(b["weight_bits"] == 8 for b in ref["architecture"]["blocks"])
+    assert result["codesigned"]["logloss"] <= ref["logloss"] + 0.01
+    assert result["energy_ratio"] == pytest.approx(
+        ref["pim_energy"] / result["codesigned"]["pim_energy"]
+    )
+    assert result["energy_ratio"] >= 1.0
+    arch = space.sample(__import__("random").Random(0))
+    assert {b.activation_bits for b in uniform_bits(arch, 6).blocks} == {6}

@@ -46,7 +46,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     b = add("bench", "throughput and ranking figures (weight-sharing cost, Kendall tau)")
     b.add_argument(
-        "--only", choices=["sharing", "kendall"], help="run one measurement instead of both"
+        "--only",
+        choices=["sharing", "kendall", "codesign"],
+        help="run one measurement (codesign: bit-width search energy, needs bit_choices)",
     )
     add("preprocess", "turn the configured data source into a memory-mapped cache")
     return p
