@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 from torchrec.datasets.utils import Batch
 
 from torchrec_nas.config import Config
@@ -39,8 +38,8 @@ from torchrec_nas.distributed.sharding import (
     shard_model,
 )
 from torchrec_nas.hardware.flops import architecture_costs
-from torchrec_nas.models import NASRecModel, NASRecSubnet, build_baseline
-from torchrec_nas.pipeline import _fixed_forward, model_costs, save_model
+from torchrec_nas.models import NASRecModel
+from torchrec_nas.pipeline import _fixed_forward, final_candidates, model_costs, save_model
 from torchrec_nas.search.evaluator import SupernetEvaluator
 from torchrec_nas.search.evolution import make_strategy
 from torchrec_nas.search.history import Evaluation, SearchHistory
@@ -286,34 +285,9 @@ def run_search_distributed(
 def _final_candidates(
     cfg: Config, data: DataSplits, arch: Architecture | None
 ) -> list[tuple[str, Any, dict[str, Any]]]:
-    """``(name, build, options)`` of each model to train: ``build()`` makes it afresh with the
-    one-process path's initial weights."""
+    """``(name, build, options)`` of each model to train, as the one-process path builds them."""
     tables = data.spec.tables(cfg.space.embedding_dim)
-    dense_in = len(data.spec.dense_names)
-    out: list[tuple[str, Any, dict[str, Any]]] = []
-    if arch is not None:
-        cfg.space.validate(arch)
-
-        def build_nasrec() -> nn.Module:
-            torch.manual_seed(cfg.seed)
-            return NASRecSubnet.build(tables, dense_in, cfg.space, arch)
-
-        out.append(("nasrec", build_nasrec, {}))
-    bl = cfg.train.baselines
-    for name in bl.models:
-        options: dict[str, Any] = {
-            "dense_arch_layer_sizes": bl.dense_arch_layer_sizes,
-            "over_arch_layer_sizes": bl.over_arch_layer_sizes,
-        }
-        if name == "dcn":
-            options.update(dcn_num_layers=bl.dcn_num_layers, dcn_low_rank_dim=bl.dcn_low_rank_dim)
-
-        def build(name: str = name, options: dict[str, Any] = options) -> nn.Module:
-            torch.manual_seed(cfg.seed)
-            return build_baseline(name, tables, dense_in, **dict(options))
-
-        out.append((name, build, options))
-    return out
+    return list(final_candidates(cfg, tables, len(data.spec.dense_names), arch))
 
 
 def train_final_distributed(
