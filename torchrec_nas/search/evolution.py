@@ -129,6 +129,18 @@ class _Runner:
         return rec
 
 
+def _progress_bar(total: int, history: SearchHistory, desc: str, progress: bool) -> tqdm:
+    """A candidates bar that starts where a resumed history left off."""
+    return tqdm(
+        total=total,
+        initial=len(history),
+        desc=desc,
+        unit="cand",
+        disable=not progress,
+        dynamic_ncols=True,
+    )
+
+
 class RegularizedEvolution:
     """Aging evolution (Real et al., 2019) as configured in NASRec.
 
@@ -179,14 +191,7 @@ class RegularizedEvolution:
     ) -> Evaluation:
         """Runs (or resumes) the search to completion and returns the best evaluation."""
         cfg = self.cfg
-        bar = tqdm(
-            total=cfg.total_candidates,
-            initial=len(history),
-            desc="search",
-            unit="cand",
-            disable=not progress,
-            dynamic_ncols=True,
-        )
+        bar = _progress_bar(cfg.total_candidates, history, "search", progress)
         runner = _Runner(history, evaluate, costs, objective or ObjectiveConfig(), bar)
         try:
             initial = self.initial_population()
@@ -227,14 +232,7 @@ class RandomSearch:
         objective: ObjectiveConfig | None = None,
         progress: bool = True,
     ) -> Evaluation:
-        bar = tqdm(
-            total=self.candidates,
-            initial=len(history),
-            desc="random search",
-            unit="cand",
-            disable=not progress,
-            dynamic_ncols=True,
-        )
+        bar = _progress_bar(self.candidates, history, "random search", progress)
         runner = _Runner(history, evaluate, costs, objective or ObjectiveConfig(), bar)
         try:
             for i in range(len(history), self.candidates):
