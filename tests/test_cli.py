@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 
 from torchrec_nas.cli import main
 from torchrec_nas.config import Config
@@ -154,7 +153,9 @@ def test_default_config_loads() -> None:
     for name in ("nasrec-criteo.yaml", "nasrec-small-criteo.yaml"):
         full = Config.load(Path(__file__).parents[1] / "configs" / name)
         assert full.search.total_candidates == 2048 and full.search.finetune.steps == 500
-    assert torch.get_num_threads() >= 1
+        assert full.supernet.optimizer.lr == 0.12 and full.supernet.optimizer.eps == 0.01
+    codesign = Config.load(Path(__file__).parents[1] / "configs" / "codesign-demo.yaml")
+    assert codesign.space.bit_choices == (4, 6, 8)
 
 
 def test_bench_measures_both_figures(demo_run: tuple[Path, Path]) -> None:
