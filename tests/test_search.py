@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import random
 from pathlib import Path
 
 import pytest
@@ -151,5 +152,5 @@ def test_codesign_compares_uniform_8_bit_with_the_cheapest_close_candidate() -> 
         ref["pim_energy"] / result["codesigned"]["pim_energy"]
     )
     assert result["energy_ratio"] >= 1.0
-    arch = space.sample(__import__("random").Random(0))
+    arch = space.sample(random.Random(0))
     assert {b.activation_bits for b in uniform_bits(arch, 6).blocks} == {6}

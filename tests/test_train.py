@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import pytest
@@ -50,7 +51,7 @@ def test_embedding_tables_use_torchrec_fused_optimizer() -> None:
     )
     table = opt.sparse_params[0]
     before = table.detach().clone()
-    model(random_batch(), SPACE.sample(__import__("random").Random(0))).sum().backward()
+    model(random_batch(), SPACE.sample(random.Random(0))).sum().backward()
     assert table.grad is None  # consumed by the in-backward update
     assert not torch.equal(table, before)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import random
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -29,7 +30,7 @@ from torchrec_nas.search.evolution import make_strategy
 from torchrec_nas.search.history import SearchHistory
 from torchrec_nas.space import Architecture, SearchSpace
 from torchrec_nas.train.checkpoint import load_checkpoint, save_atomic, write_text_atomic
-from torchrec_nas.train.loop import TrainResult, train_loop
+from torchrec_nas.train.loop import TrainResult, batches_per_epoch, train_loop
 from torchrec_nas.train.metrics import evaluate
 from torchrec_nas.train.sampling import PathSampler, largest_path
 
@@ -64,11 +65,11 @@ def run_supernet(cfg: Config, out: str | Path, data: DataSplits | None = None) -
     data = data or build_data(cfg.data, cfg.seed)
     model = build_supernet(cfg, data.spec)
     sc = cfg.supernet
-    total = sc.total_steps(_len(data.train))
+    total = sc.total_steps(batches_per_epoch(data.train))
     sampler = PathSampler(
         cfg.space, cfg.seed, int(sc.path_warmup_fraction * total), sc.path_warmup_prob
     )
-    probe = largest_path(cfg.space, __import__("random").Random(cfg.seed))
+    probe = largest_path(cfg.space, random.Random(cfg.seed))
 
     def forward(batch: Batch, step: int) -> torch.Tensor:
         # Validation (step -1) tracks one fixed wide path, so the curve is comparable.
@@ -126,13 +127,6 @@ def run_search(cfg: Config, out: str | Path, data: DataSplits | None = None) -> 
     write_text_atomic(out / "best_arch.json", json.dumps(best.to_dict(), indent=2))
     write_text_atomic(out / "search.json", json.dumps(summary, indent=2))
     return summary
-
-
-def _len(data: Any) -> int | None:
-    try:
-        return len(data)
-    except TypeError:
-        return None
 
 
 def save_model(model: nn.Module, path: str | Path, **meta: Any) -> None:

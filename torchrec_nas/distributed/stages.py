@@ -45,7 +45,7 @@ from torchrec_nas.search.evolution import make_strategy
 from torchrec_nas.search.history import Evaluation, SearchHistory
 from torchrec_nas.space import Architecture
 from torchrec_nas.train.checkpoint import load_checkpoint, save_atomic, write_text_atomic
-from torchrec_nas.train.loop import TrainResult, train_loop
+from torchrec_nas.train.loop import TrainResult, batches_per_epoch, train_loop
 from torchrec_nas.train.metrics import evaluate
 from torchrec_nas.train.sampling import PathSampler, largest_path
 
@@ -123,7 +123,7 @@ def run_supernet_distributed(
     apply_sparse_optimizer(model, sc.optimizer)
     sharded = shard_model(model, cfg.distributed, ctx, rank_batch_size(cfg, ctx))
     write_report(ctx, out / "supernet" / "sharding_plan.txt", sharded.report)
-    total = sc.total_steps(_len(data.train))
+    total = sc.total_steps(batches_per_epoch(data.train))
     opt = ShardedModelOptimizer(
         sharded.dmp, sc.optimizer, total, allreduce=cfg.distributed.dense_sync == "allreduce"
     )
@@ -174,13 +174,6 @@ def _global_result(result: TrainResult, ctx: DistributedContext) -> TrainResult:
     return dataclasses.replace(
         result, rows=sum(r for r, _ in rows), seconds=max(s for _, s in rows)
     )
-
-
-def _len(data: Any) -> int | None:
-    try:
-        return len(data)
-    except TypeError:
-        return None
 
 
 def load_sharded_supernet(
@@ -314,7 +307,7 @@ def train_final_distributed(
         apply_sparse_optimizer(model, tc.optimizer)
         sharded = shard_model(model, cfg.distributed, ctx, rank_batch_size(cfg, ctx))
         write_report(ctx, out / "train" / name / "sharding_plan.txt", sharded.report)
-        total = tc.total_steps(_len(data.train))
+        total = tc.total_steps(batches_per_epoch(data.train))
         opt = ShardedModelOptimizer(
             sharded.dmp, tc.optimizer, total, allreduce=cfg.distributed.dense_sync == "allreduce"
         )
