@@ -1,0 +1,56 @@
+"""Paths are URLs: local paths, file:// and memory:// behave alike through torchrec_nas.storage."""
+
+import os
+import stat
+
+import pytest
+import torch
+
+from torchrec_nas import storage
+
+
+@pytest.fixture(params=["local", "file", "memory"])
+def root(request: pytest.FixtureRequest, tmp_path: object) -> str:
+    if request.param == "local":
+        return str(tmp_path)
+    if request.param == "file":
+        return f"file://{tmp_path}"
+    return f"memory://test_storage/{os.getpid()}/{id(request)}"
+
+
+def test_join_keeps_scheme() -> None:
+    assert storage.join("s3://bucket/run", "supernet", "x.pt") == "s3://bucket/run/supernet/x.pt"
+    assert storage.join("runs/demo", "a.json") == os.path.join("runs/demo", "a.json")
+    assert storage.parent("s3://bucket/run/x.pt") == "s3://bucket/run"
+    assert storage.name("memory://a/b.json") == "b.json"
+
+
+def test_text_bytes_torch_round_trip(root: str) -> None:
+    path = storage.join(root, "sub", "a.json")
+    storage.write_text_atomic(path, '{"a": 1}')
+    assert storage.isfile(path) and storage.read_text(path) == '{"a": 1}'
+    storage.write_text_atomic(path, "second")
+    assert storage.read_text(path) == "second"
+    ckpt = storage.join(root, "ckpt.pt")
+    storage.save_torch_atomic({"w": torch.arange(4)}, ckpt)
+    assert torch.equal(storage.load_torch(ckpt)["w"], torch.arange(4))
+    log = storage.join(root, "log.jsonl")
+    storage.append_lines(log, ["1"])
+    storage.append_lines(log, ["2", "3"])
+    assert storage.read_text(log).splitlines() == ["1", "2", "3"]
+    assert storage.listdir(storage.join(root, "sub")) == ["a.json"]
+    storage.remove(path)
+    assert not storage.exists(path)
+    with pytest.raises(FileNotFoundError, match="ckpt2.pt"):
+        storage.load_torch(storage.join(root, "ckpt2.pt"))
+
+
+def test_atomic_write_leaves_no_temporary_and_follows_umask(tmp_path: object) -> None:
+    old = os.umask(0o022)
+    try:
+        path = storage.join(str(tmp_path), "r.json")
+        storage.write_text_atomic(path, "x")
+    finally:
+        os.umask(old)
+    assert sorted(os.listdir(str(tmp_path))) == ["r.json"]
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o644
