@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import bz2
 import gzip
+import os
 import random
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
 
-from torchrec_nas.cli import main
 from torchrec_nas.data import BadRowError, DataConfig, DataError, build_data
 
 GOOD = "\t".join(["1", *["3"] * 13, *["0000abcd"] * 26])
@@ -108,15 +110,32 @@ def test_other_compressed_or_truncated_input_is_named(tmp_path: Path) -> None:
         build_data(DataConfig(source="criteo_tsv", path=str(truncated), on_bad_row="skip"))
 
 
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """The CLI in its own process: stderr exactly as a user sees it (pytest hides none of it)."""
+    repo = str(Path(__file__).parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([repo, os.environ.get("PYTHONPATH", "")])}
+    command = [sys.executable, "-m", "torchrec_nas.cli", *args]
+    return subprocess.run(command, capture_output=True, text=True, cwd=repo, env=env, check=False)
+
+
 @pytest.mark.parametrize("policy", ["error", "skip"])
-def test_cli_prints_one_line_for_binary_input(
-    tmp_path: Path, capfd: pytest.CaptureFixture[str], policy: str
-) -> None:
+def test_cli_prints_one_line_for_binary_input(tmp_path: Path, policy: str) -> None:
     config = tmp_path / "bad.yaml"
     data = {"source": "criteo_tsv", "path": str(_binary(tmp_path)), "on_bad_row": policy}
     config.write_text(yaml.safe_dump({"data": data}))
-    code = main(["preprocess", "--config", str(config), "--out", str(tmp_path / "cache")])
-    err = capfd.readouterr().err
-    assert code == 2
-    assert err.count("\n") == 1 and err.startswith("torchrec-nas preprocess: error: ")
-    assert "random.tsv" in err
+    result = _cli("preprocess", "--config", str(config), "--out", str(tmp_path / "cache"))
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1, result.stderr[:2000]
+    assert result.stderr.startswith("torchrec-nas preprocess: error: ")
+    assert "random.tsv" in result.stderr
+
+
+def test_cli_preprocesses_gzip_input_under_skip(tmp_path: Path) -> None:
+    path = tmp_path / "day_0.gz"
+    path.write_bytes(gzip.compress(b"".join(_criteo_lines(3_000))))
+    config = tmp_path / "gz.yaml"
+    data = {"source": "criteo_tsv", "path": str(path), "on_bad_row": "skip"}
+    config.write_text(yaml.safe_dump({"data": data}))
+    result = _cli("preprocess", "--config", str(config), "--out", str(tmp_path / "cache"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert '"rows_read": 3000' in result.stdout and '"skipped_bad_rows": 0' in result.stdout
