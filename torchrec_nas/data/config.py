@@ -42,6 +42,10 @@ class SyntheticConfig:
             ``c / 10`` and ``c`` so that tables differ in size as Criteo's do.
         positive_rate: the target fraction of positive labels.
         seed: seed of the planted model and of the rows.
+
+    Example::
+
+        DataConfig(synthetic=SyntheticConfig(rows=20_000, cardinalities=1_000))
     """
 
     rows: int = 250_000
@@ -75,6 +79,10 @@ class LabelRule:
         column: the label column.
         rule: a comparison against a number, ``">= 4"``, ``"> 0"``, ``"== 1"``, ``"!= 0"``,
             ``"< 3"`` or ``"<= 3"``. The default ``"> 0"`` suits 0/1 and click-count labels.
+
+    Example::
+
+        LabelRule(column="rating", rule=">= 4")  # ratings of 4 and 5 are positives
     """
 
     column: str = "label"
@@ -96,6 +104,11 @@ class ColumnConfig:
             vocabulary of the values seen at least ``min_frequency`` times.
         min_frequency: values seen fewer times share the reserved id 0 with missing values.
         separator: multi-valued columns only: the separator between values (``"|"``).
+
+    Example::
+
+        ColumnConfig("price", transform="log")
+        ColumnConfig("genres", separator="|", min_frequency=5)
     """
 
     column: str = ""
@@ -128,6 +141,12 @@ class TableSchema:
         categorical: one-hot categorical columns.
         multi_hot: multi-valued columns (values joined by ``separator``): multi-hot features.
         time_column: column that orders rows in time, for ``split: time`` (file order if unset).
+
+    Example::
+
+        TableSchema(label=LabelRule("rating", ">= 4"),
+                    categorical=[ColumnConfig("userId"), ColumnConfig("movieId")],
+                    multi_hot=[ColumnConfig("genres")], time_column="timestamp")
     """
 
     format: TableFormat = "auto"
@@ -157,7 +176,8 @@ class DataConfig:
             ``criteo_npy`` (TorchRec's preprocessed day files), ``avazu``, ``kdd12``,
             ``tabular`` (any CSV/TSV/Parquet with ``schema``) or ``cache`` (a directory written
             by :func:`torchrec_nas.data.preprocess`).
-        path: the input file (or directory for ``criteo_npy`` / ``cache``).
+        path: the input file (or directory for ``criteo_npy`` / ``cache``); text files may be
+            gzip-compressed.
         batch_size: rows per batch.
         drop_last_train: drop the last partial train batch (val/test always keep it).
         shuffle_train: reshuffle the order of train batches every epoch (rows are already in
@@ -178,6 +198,10 @@ class DataConfig:
         synthetic: the synthetic generator's settings.
         schema: the table schema for ``source: tabular``.
         npy_days: ``criteo_npy``: number of day files (Kaggle preprocessed: 1; Terabyte: 24).
+
+    Example::
+
+        DataConfig(source="criteo_tsv", path="day_*.gz", cache_dir="cache/criteo", min_frequency=2)
     """
 
     source: Source = "synthetic"
