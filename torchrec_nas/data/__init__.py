@@ -10,6 +10,14 @@ Sources: ``synthetic`` (default; Criteo-shaped with planted interactions), ``cri
 ``cache`` (a directory written by :func:`preprocess`). File sources are streamed in blocks;
 categorical values become table rows by frequency (row 0: missing or rare), capped at
 ``max_rows_per_table``; the split is NASRec's stratified 8:1:1 (seed 2018) or time-ordered.
+Text files may be gzip-compressed.
+
+Modules: :mod:`.config` (the ``data:`` section; imports no torch), :mod:`.errors`,
+:mod:`.spec` and :mod:`.arrays` (shared types, leaves); :mod:`.readers` (one reader per source,
+registered by its ``source`` name); :mod:`.materialize` (raw rows to compacted ids and splits);
+:mod:`.cache` (the cache layout); :mod:`.batching` (``Batch`` streams); :mod:`.build` composes
+them. Importing this package imports no torch; ``build_data`` and the other names that need it
+load on first use.
 
 Example::
 
