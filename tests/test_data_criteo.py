@@ -11,11 +11,11 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from torchrec_nas.data import DataConfig, build_data
-from torchrec_nas.data.cache import load_cache, preprocess_main
-from torchrec_nas.data.criteo import CriteoTsvReader
+from torchrec_nas.data import DataConfig, build_data, load_cache, preprocess_main
+from torchrec_nas.data.errors import BadRowError, BadRows, DataError
 from torchrec_nas.data.ids import MISSING
-from torchrec_nas.data.text import BadRowError, BadRows, DataError, hex8
+from torchrec_nas.data.readers.columns import hex8
+from torchrec_nas.data.readers.criteo import CriteoTsvReader
 
 SAMPLE_NAME = "criteo_kaggle_sample_10k.tsv"
 
@@ -82,7 +82,8 @@ def test_build_data_from_sample_and_cache(tmp_path: Path) -> None:
     # a changed config does not reuse
     cfg2 = DataConfig(source="criteo_tsv", path=str(path), hash_buckets=1000)
     assert preprocess_main(cfg2, str(tmp_path / "cache"))["reused"] is False
-    spec, parts, _ = load_cache(tmp_path / "cache")
+    cached = load_cache(tmp_path / "cache")
+    spec, parts = cached.spec, cached.parts
     assert max(spec.num_embeddings) <= 1001
     assert isinstance(parts[0].dense, np.memmap)
 

@@ -23,9 +23,9 @@ from torchrec_nas.data import (
     TableSchema,
     build_data,
 )
-from torchrec_nas.data.avazu import COLUMNS as AVAZU_COLUMNS
-from torchrec_nas.data.avazu import SPARSE_NAMES as AVAZU_SPARSE
-from torchrec_nas.data.kdd12 import SPARSE_NAMES as KDD_SPARSE
+from torchrec_nas.data.readers.avazu import COLUMNS as AVAZU_COLUMNS
+from torchrec_nas.data.readers.avazu import SPARSE_NAMES as AVAZU_SPARSE
+from torchrec_nas.data.readers.kdd12 import SPARSE_NAMES as KDD_SPARSE
 
 REPO = Path(__file__).parents[1]
 

@@ -7,7 +7,7 @@ import torch
 from torchrec.datasets.utils import Batch
 
 from torchrec_nas.data import DataConfig, SyntheticConfig, build_data
-from torchrec_nas.data.synthetic import generate_synthetic
+from torchrec_nas.data.readers.synthetic import generate_synthetic
 
 
 def _small(**kw: object) -> DataConfig:

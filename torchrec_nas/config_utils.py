@@ -1,14 +1,16 @@
 """Typed configs from YAML: dataclasses filled from mappings with errors that name the field.
 
 Every config section in torchrec_nas is a dataclass whose fields all have defaults that work.
-:func:`from_mapping` fills one from a parsed YAML mapping and rejects unknown fields, wrong types
-and values outside a field's allowed set, naming the file and the dotted field path.
+:func:`from_mapping` fills one from a parsed YAML mapping and rejects unknown fields, wrong types,
+non-finite numbers (``.nan``, ``.inf``) and values outside a field's allowed set, naming the file
+and the dotted field path.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import inspect
+import math
 import types
 import typing
 from collections.abc import Mapping
@@ -29,6 +31,21 @@ class ConfigError(ValueError):
 
 def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _to_float(value: Any) -> float | None:
+    """A YAML number as a float, or ``None``; YAML 1.1 reads ``1e-2`` as a string, so numeric
+    strings count as numbers (for float fields only)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
 
 
 def _convert(value: Any, tp: Any, where: str) -> Any:
@@ -92,15 +109,13 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
             raise ConfigError(f"{where}: expected an integer, got {value!r}")
         return value
     if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            # YAML 1.1 reads 1e-2 as a string; accept numeric strings for floats only.
-            if isinstance(value, str):
-                try:
-                    return float(value)
-                except ValueError:
-                    pass
+        number = _to_float(value)
+        if number is None:
             raise ConfigError(f"{where}: expected a number, got {value!r}")
-        return float(value)
+        if not math.isfinite(number):
+            # YAML's .nan and .inf (or 1e999) would reach an optimizer or a budget as is.
+            raise ConfigError(f"{where}: expected a finite number, got {value!r}")
+        return number
     if tp is str:
         if not isinstance(value, str):
             raise ConfigError(f"{where}: expected a string, got {value!r}")

@@ -10,6 +10,14 @@ Sources: ``synthetic`` (default; Criteo-shaped with planted interactions), ``cri
 ``cache`` (a directory written by :func:`preprocess`). File sources are streamed in blocks;
 categorical values become table rows by frequency (row 0: missing or rare), capped at
 ``max_rows_per_table``; the split is NASRec's stratified 8:1:1 (seed 2018) or time-ordered.
+Text files may be gzip-compressed.
+
+Modules: :mod:`.config` (the ``data:`` section; imports no torch), :mod:`.errors`,
+:mod:`.spec` and :mod:`.arrays` (shared types, leaves); :mod:`.readers` (one reader per source,
+registered by its ``source`` name); :mod:`.materialize` (raw rows to compacted ids and splits);
+:mod:`.cache` (the cache layout); :mod:`.batching` (``Batch`` streams); :mod:`.build` composes
+them. Importing this package imports no torch; ``build_data`` and the other names that need it
+load on first use.
 
 Example::
 
@@ -22,9 +30,11 @@ Example::
         ...
 """
 
-from torchrec_nas.data.batching import BatchStream, FeatureArrays
-from torchrec_nas.data.build import DataSplits, build_data
-from torchrec_nas.data.cache import load_cache, preprocess, preprocess_main
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
 from torchrec_nas.data.config import (
     ColumnConfig,
     DataConfig,
@@ -32,18 +42,40 @@ from torchrec_nas.data.config import (
     SyntheticConfig,
     TableSchema,
 )
+from torchrec_nas.data.errors import BadRowError, BadRows, DataError
 from torchrec_nas.data.spec import DataSpec
-from torchrec_nas.data.text import BadRowError, DataError
+
+if TYPE_CHECKING:
+    from torchrec_nas.data.arrays import FeatureArrays
+    from torchrec_nas.data.batching import BatchStream
+    from torchrec_nas.data.build import DataSplits, build_data, preprocess, preprocess_main
+    from torchrec_nas.data.cache import load_cache
+
+# Names whose modules import torch: loaded on first use, so that reading a config does not.
+_LAZY = {
+    "FeatureArrays": "torchrec_nas.data.arrays",
+    "BatchStream": "torchrec_nas.data.batching",
+    "DataSplits": "torchrec_nas.data.build",
+    "build_data": "torchrec_nas.data.build",
+    "preprocess": "torchrec_nas.data.build",
+    "preprocess_main": "torchrec_nas.data.build",
+    "load_cache": "torchrec_nas.data.cache",
+}
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "BadRowError",
-    "DataError",
-    "load_cache",
-    "preprocess",
-    "preprocess_main",
+    "BadRows",
     "BatchStream",
     "ColumnConfig",
     "DataConfig",
+    "DataError",
     "DataSpec",
     "DataSplits",
     "FeatureArrays",
@@ -51,4 +83,7 @@ __all__ = [
     "SyntheticConfig",
     "TableSchema",
     "build_data",
+    "load_cache",
+    "preprocess",
+    "preprocess_main",
 ]

@@ -1,56 +1,15 @@
-"""Feature arrays in memory or memory-mapped, and the re-iterable ``Batch`` stream over them."""
+"""The re-iterable ``Batch`` stream over a split's :class:`~torchrec_nas.data.arrays.FeatureArrays`."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from torchrec.datasets.utils import Batch
 from torchrec.sparse.jagged_tensor import KeyedJaggedTensor
 
-
-@dataclass
-class FeatureArrays:
-    """The rows of one split, column-typed.
-
-    Args:
-        dense: ``[n, num_dense]`` float32.
-        sparse: ``[n, num_one_hot]`` integer ids of the one-hot features.
-        labels: ``[n]`` float32 in {0, 1}.
-        multi_hot: per multi-hot feature, ``(values, offsets)`` with ``offsets`` of length
-            ``n + 1`` (row ``i``'s ids are ``values[offsets[i]:offsets[i + 1]]``).
-    """
-
-    dense: np.ndarray
-    sparse: np.ndarray
-    labels: np.ndarray
-    multi_hot: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
-
-    def __len__(self) -> int:
-        return int(self.labels.shape[0])
-
-    def take(self, index: np.ndarray) -> FeatureArrays:
-        """The rows at ``index`` (in that order), as new in-memory arrays."""
-        multi = []
-        for values, offsets in self.multi_hot:
-            new_values, new_offsets = take_jagged(values, offsets, index)
-            multi.append((new_values, new_offsets))
-        return FeatureArrays(self.dense[index], self.sparse[index], self.labels[index], multi)
-
-
-def take_jagged(
-    values: np.ndarray, offsets: np.ndarray, index: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Gathers rows ``index`` of a jagged array given as ``(values, offsets)``."""
-    starts = offsets[:-1][index]
-    lengths = offsets[1:][index] - starts
-    new_offsets = np.zeros(len(index) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=new_offsets[1:])
-    # Position j of the output reads values[starts[row(j)] + (j - new_offsets[row(j)])].
-    gather = np.repeat(starts - new_offsets[:-1], lengths) + np.arange(new_offsets[-1])
-    return values[gather], new_offsets
+from torchrec_nas.data.arrays import FeatureArrays
 
 
 class BatchStream:

@@ -19,8 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from torchrec_nas.data.build import build_data
-from torchrec_nas.data.cache import preprocess
+from torchrec_nas.data.build import build_data, preprocess
 from torchrec_nas.data.config import DataConfig
 
 DEFAULT_SAMPLE = Path("/work/shared/data/criteo_kaggle_sample_10k.tsv")

@@ -12,14 +12,14 @@ Layout of a cache directory::
 with ``split`` in ``train``, ``val``, ``test``. The manifest is written last, so a cache whose
 writing was interrupted is never reused. A cache is reused when its manifest's fingerprint
 (input files' paths, sizes, modification times and a hash of their first MiB, plus every config
-field that changes the content) equals the new one.
+field that changes the content) equals the new one. Writing a cache is composed in
+:func:`torchrec_nas.data.build.preprocess`; this module knows the layout only.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import os
 import tempfile
 import time
@@ -29,15 +29,12 @@ from typing import Any
 import numpy as np
 
 from torchrec_nas.config_utils import to_mapping
-from torchrec_nas.data.batching import FeatureArrays
+from torchrec_nas.data.arrays import SPLIT_NAMES, FeatureArrays, SplitArrays
 from torchrec_nas.data.config import DataConfig
+from torchrec_nas.data.errors import DataError
 from torchrec_nas.data.spec import DataSpec
-from torchrec_nas.data.text import DataError
-
-logger = logging.getLogger(__name__)
 
 CACHE_VERSION = 1
-SPLITS = ("train", "val", "test")
 _CONTENT_FIELDS = (
     "source",
     "split",
@@ -100,8 +97,8 @@ def write_manifest(
     manifest = {
         "version": CACHE_VERSION,
         "spec": spec.to_dict(),
-        "rows": {s: len(p) for s, p in zip(SPLITS, parts)},
-        "positives": {s: int(np.asarray(p.labels).sum()) for s, p in zip(SPLITS, parts)},
+        "rows": {s: len(p) for s, p in zip(SPLIT_NAMES, parts)},
+        "positives": {s: int(np.asarray(p.labels).sum()) for s, p in zip(SPLIT_NAMES, parts)},
         "fingerprint": fingerprint_,
         "summary": summary,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
@@ -113,12 +110,13 @@ def write_manifest(
     return manifest
 
 
-def load_cache(cache_dir: str | Path) -> tuple[DataSpec, list[FeatureArrays], dict[str, Any]]:
-    """The spec, the memory-mapped splits and the manifest of a cache directory.
+def load_cache(cache_dir: str | Path) -> SplitArrays:
+    """The spec and the memory-mapped splits of a cache directory; ``info`` is its manifest.
 
     Example::
 
-        spec, (train, val, test), manifest = load_cache("/data/criteo_cache")
+        cached = load_cache("/data/criteo_cache")
+        train, val, test = cached.parts
     """
     root = Path(cache_dir)
     manifest = read_manifest(root)
@@ -126,7 +124,7 @@ def load_cache(cache_dir: str | Path) -> tuple[DataSpec, list[FeatureArrays], di
         raise DataError(f"{root}: not a complete torchrec_nas data cache (no manifest.json)")
     spec = DataSpec.from_dict(manifest["spec"])
     parts = []
-    for split in SPLITS:
+    for split in SPLIT_NAMES:
 
         def load(name: str, split: str = split) -> np.ndarray:
             return np.load(root / f"{split}_{name}.npy", mmap_mode="r")
@@ -135,54 +133,25 @@ def load_cache(cache_dir: str | Path) -> tuple[DataSpec, list[FeatureArrays], di
             (load(f"mh{k}_values"), load(f"mh{k}_offsets")) for k in range(len(spec.multi_hot))
         ]
         parts.append(FeatureArrays(load("dense"), load("sparse"), load("labels"), multi))
-    return spec, parts, manifest
+    return SplitArrays(spec, parts, manifest)
 
 
-def preprocess(cfg: DataConfig, out_dir: str | Path) -> dict[str, Any]:
-    """Turns a file source into a cache in ``out_dir``, or reuses the cache already there.
+def reuse_summary(manifest: dict[str, Any], cache_dir: str | Path) -> dict[str, Any]:
+    """What :func:`~torchrec_nas.data.build.preprocess` reports when it reuses a cache."""
+    return {
+        "reused": True,
+        "cache_dir": str(cache_dir),
+        "rows": manifest["rows"],
+        "positives": manifest["positives"],
+        "skipped_bad_rows": manifest["summary"].get("skipped_bad_rows", 0),
+    }
 
-    Args:
-        cfg: the ``data:`` config (its ``source`` must be a file source).
-        out_dir: the cache directory.
 
-    Returns:
-        A summary: ``reused``, ``cache_dir``, rows per split, positives, skipped bad rows,
-        seconds and rows per second.
-
-    Example::
-
-        summary = preprocess(DataConfig(source="criteo_tsv", path="train.txt"), "cache/")
-        data = build_data(DataConfig(source="cache", path="cache/"))
-    """
-    from torchrec_nas.data.pipeline import make_reader, materialize
-
-    if cfg.source in ("synthetic", "cache"):
-        raise DataError(f"source {cfg.source!r}: nothing to preprocess (needs a file source)")
-    reader = make_reader(cfg)
-    fp = fingerprint(cfg, reader.files)
-    old = read_manifest(out_dir)
-    if old is not None and old.get("fingerprint") == fp:
-        logger.info("%s: reusing the cache (same inputs and config)", out_dir)
-        return {
-            "reused": True,
-            "cache_dir": str(out_dir),
-            "rows": old["rows"],
-            "positives": old["positives"],
-            "skipped_bad_rows": old["summary"].get("skipped_bad_rows", 0),
-        }
-    root = Path(out_dir)
+def clear_cache(cache_dir: str | Path) -> Path:
+    """Creates ``cache_dir`` or removes the manifest and arrays of the cache in it."""
+    root = Path(cache_dir)
     root.mkdir(parents=True, exist_ok=True)
     (root / "manifest.json").unlink(missing_ok=True)
     for stale in root.glob("*.npy"):
         stale.unlink()
-    with tempfile.TemporaryDirectory(dir=root, prefix=".raw_") as tmp:
-        spec, parts, summary = materialize(reader, cfg, Path(tmp), out_dir=root)
-    write_manifest(root, spec, parts, fp, summary)
-    logger.info("%s: wrote the cache: %s", out_dir, summary["rows"])
-    return {"reused": False, "cache_dir": str(out_dir), **summary}
-
-
-def preprocess_main(cfg: DataConfig, out_dir: str) -> dict[str, Any]:
-    """Entry point of ``torchrec-nas preprocess``: validates ``cfg``, then :func:`preprocess`."""
-    cfg.validate()
-    return preprocess(cfg, out_dir)
+    return root

@@ -3,22 +3,35 @@
 Every field has a default that works: an empty ``data:`` section trains on the embedded synthetic
 Criteo-shaped data set. Fields are checked by :meth:`DataConfig.validate`, which
 :func:`torchrec_nas.config_utils.from_mapping` calls, so a bad value fails with a message that
-names the field.
+names the field. Loading it imports neither torch nor numpy.
 """
 
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass, field
+from typing import Literal
 
-SOURCES = ("synthetic", "criteo_tsv", "criteo_npy", "avazu", "kdd12", "tabular", "cache")
-SPLITS = ("stratified", "time")
-BAD_ROW_POLICIES = ("error", "skip")
-DENSE_TRANSFORMS = ("none", "log", "standardize")
+from torchrec_nas.data.errors import BadRowPolicy
+from torchrec_nas.data.label_rule import parse_label_rule
+
+Source = Literal["synthetic", "criteo_tsv", "criteo_npy", "avazu", "kdd12", "tabular", "cache"]
+SplitMethod = Literal["stratified", "time"]
+DenseTransform = Literal["none", "log", "standardize"]
+TableFormat = Literal["auto", "csv", "tsv", "parquet"]
+
+SOURCES: tuple[str, ...] = typing.get_args(Source)
+
+
+def _check_choice(name: str, value: str, choices: object) -> None:
+    allowed = list(typing.get_args(choices))
+    if value not in allowed:
+        raise ValueError(f"{name}: {value!r} is not one of {allowed}")
 
 
 @dataclass
 class SyntheticConfig:
-    """Size and seed of the synthetic Criteo-shaped data set (see :mod:`.synthetic`).
+    """Size and seed of the synthetic Criteo-shaped data set (see :mod:`.readers.synthetic`).
 
     Args:
         rows: total rows, split 8:1:1 into train/val/test.
@@ -29,6 +42,10 @@ class SyntheticConfig:
             ``c / 10`` and ``c`` so that tables differ in size as Criteo's do.
         positive_rate: the target fraction of positive labels.
         seed: seed of the planted model and of the rows.
+
+    Example::
+
+        DataConfig(synthetic=SyntheticConfig(rows=20_000, cardinalities=1_000))
     """
 
     rows: int = 250_000
@@ -62,14 +79,16 @@ class LabelRule:
         column: the label column.
         rule: a comparison against a number, ``">= 4"``, ``"> 0"``, ``"== 1"``, ``"!= 0"``,
             ``"< 3"`` or ``"<= 3"``. The default ``"> 0"`` suits 0/1 and click-count labels.
+
+    Example::
+
+        LabelRule(column="rating", rule=">= 4")  # ratings of 4 and 5 are positives
     """
 
     column: str = "label"
     rule: str = "> 0"
 
     def validate(self) -> None:
-        from torchrec_nas.data.tabular import parse_label_rule
-
         parse_label_rule(self.rule)
 
 
@@ -85,10 +104,15 @@ class ColumnConfig:
             vocabulary of the values seen at least ``min_frequency`` times.
         min_frequency: values seen fewer times share the reserved id 0 with missing values.
         separator: multi-valued columns only: the separator between values (``"|"``).
+
+    Example::
+
+        ColumnConfig("price", transform="log")
+        ColumnConfig("genres", separator="|", min_frequency=5)
     """
 
     column: str = ""
-    transform: str = "none"
+    transform: DenseTransform = "none"
     buckets: int | None = None
     min_frequency: int = 1
     separator: str = "|"
@@ -96,8 +120,7 @@ class ColumnConfig:
     def validate(self) -> None:
         if not self.column:
             raise ValueError("column: must name a column")
-        if self.transform not in DENSE_TRANSFORMS:
-            raise ValueError(f"transform: {self.transform!r} is not one of {DENSE_TRANSFORMS}")
+        _check_choice("transform", self.transform, DenseTransform)
         if self.buckets is not None and self.buckets < 1:
             raise ValueError(f"buckets: must be positive, got {self.buckets}")
         if self.min_frequency < 1:
@@ -118,9 +141,15 @@ class TableSchema:
         categorical: one-hot categorical columns.
         multi_hot: multi-valued columns (values joined by ``separator``): multi-hot features.
         time_column: column that orders rows in time, for ``split: time`` (file order if unset).
+
+    Example::
+
+        TableSchema(label=LabelRule("rating", ">= 4"),
+                    categorical=[ColumnConfig("userId"), ColumnConfig("movieId")],
+                    multi_hot=[ColumnConfig("genres")], time_column="timestamp")
     """
 
-    format: str = "auto"
+    format: TableFormat = "auto"
     delimiter: str = ","
     label: LabelRule = field(default_factory=LabelRule)
     dense: list[ColumnConfig] = field(default_factory=list)
@@ -129,8 +158,7 @@ class TableSchema:
     time_column: str | None = None
 
     def validate(self) -> None:
-        if self.format not in ("auto", "csv", "tsv", "parquet"):
-            raise ValueError(f"format: {self.format!r} is not one of auto, csv, tsv, parquet")
+        _check_choice("format", self.format, TableFormat)
         if not self.categorical and not self.multi_hot:
             raise ValueError("categorical: a schema needs at least one sparse column")
         names = [c.column for c in [*self.dense, *self.categorical, *self.multi_hot]]
@@ -148,7 +176,8 @@ class DataConfig:
             ``criteo_npy`` (TorchRec's preprocessed day files), ``avazu``, ``kdd12``,
             ``tabular`` (any CSV/TSV/Parquet with ``schema``) or ``cache`` (a directory written
             by :func:`torchrec_nas.data.preprocess`).
-        path: the input file (or directory for ``criteo_npy`` / ``cache``).
+        path: the input file (or directory for ``criteo_npy`` / ``cache``); text files may be
+            gzip-compressed.
         batch_size: rows per batch.
         drop_last_train: drop the last partial train batch (val/test always keep it).
         shuffle_train: reshuffle the order of train batches every epoch (rows are already in
@@ -169,17 +198,21 @@ class DataConfig:
         synthetic: the synthetic generator's settings.
         schema: the table schema for ``source: tabular``.
         npy_days: ``criteo_npy``: number of day files (Kaggle preprocessed: 1; Terabyte: 24).
+
+    Example::
+
+        DataConfig(source="criteo_tsv", path="day_*.gz", cache_dir="cache/criteo", min_frequency=2)
     """
 
-    source: str = "synthetic"
+    source: Source = "synthetic"
     path: str | None = None
     batch_size: int = 512
     drop_last_train: bool = True
     shuffle_train: bool = False
-    split: str = "stratified"
+    split: SplitMethod = "stratified"
     split_fractions: list[float] = field(default_factory=lambda: [0.8, 0.1, 0.1])
     split_seed: int = 2018
-    on_bad_row: str = "error"
+    on_bad_row: BadRowPolicy = "error"
     hash_buckets: int | list[int] | None = None
     min_frequency: int = 1
     max_rows_per_table: int | None = 500_000
@@ -191,8 +224,7 @@ class DataConfig:
     npy_days: int = 1
 
     def validate(self) -> None:
-        if self.source not in SOURCES:
-            raise ValueError(f"source: {self.source!r} is not one of {list(SOURCES)}")
+        _check_choice("source", self.source, Source)
         if self.source not in ("synthetic",) and not self.path:
             if not (self.source == "cache" and self.cache_dir):
                 raise ValueError(f"path: source {self.source!r} needs a path")
@@ -200,14 +232,12 @@ class DataConfig:
             raise ValueError("schema: source 'tabular' needs a schema")
         if self.batch_size < 1:
             raise ValueError(f"batch_size: must be positive, got {self.batch_size}")
-        if self.split not in SPLITS:
-            raise ValueError(f"split: {self.split!r} is not one of {list(SPLITS)}")
+        _check_choice("split", self.split, SplitMethod)
         if len(self.split_fractions) != 3 or min(self.split_fractions) < 0:
             raise ValueError("split_fractions: needs three non-negative numbers")
         if abs(sum(self.split_fractions) - 1.0) > 1e-6:
             raise ValueError(f"split_fractions: {self.split_fractions} does not sum to 1")
-        if self.on_bad_row not in BAD_ROW_POLICIES:
-            raise ValueError(f"on_bad_row: {self.on_bad_row!r} is not one of error, skip")
+        _check_choice("on_bad_row", self.on_bad_row, BadRowPolicy)
         buckets = self.hash_buckets if isinstance(self.hash_buckets, list) else [self.hash_buckets]
         if any(b is not None and b < 1 for b in buckets):
             raise ValueError(f"hash_buckets: must be positive, got {self.hash_buckets}")

@@ -1,10 +1,12 @@
-"""What a model needs to know about a data set's features."""
+"""What a model needs to know about a data set's features (plain data; torch only for ``tables``)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from torchrec.modules.embedding_configs import EmbeddingBagConfig
+if TYPE_CHECKING:
+    from torchrec.modules.embedding_configs import EmbeddingBagConfig
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,9 @@ class DataSpec:
         Args:
             embedding_dim: the width of every table.
         """
+        # Imported here: the spec is plain data that cache manifests and configs read without torch.
+        from torchrec.modules.embedding_configs import EmbeddingBagConfig
+
         return [
             EmbeddingBagConfig(
                 name=f"t_{name}",

@@ -20,15 +20,9 @@ A shard processes the global batch (``batch_size x world_size`` samples) unless 
 data parallel (``batch_size`` samples); a row-wise shard receives the share of lookups that falls
 on its rows (ids assumed uniform); the samples of a batch are processed one after another.
 
-In TorchRec 1.9 the estimators are given to the enumerator, not to the planner itself::
-
-    from torchrec.distributed.planner import EmbeddingShardingPlanner, Topology
-    from torchrec.distributed.planner.enumerators import EmbeddingEnumerator
-    from torchrec.distributed.planner.shard_estimators import (
-        EmbeddingPerfEstimator,
-        EmbeddingStorageEstimator,
-    )
-    from torchrec.distributed.planner.stats import EmbeddingStats
+In TorchRec 1.9 the estimators are given to the enumerator, not to the planner itself (all
+names from ``torchrec.distributed.planner`` and its ``enumerators``, ``shard_estimators`` and
+``stats`` modules)::
 
     topology = Topology(world_size=2, compute_device="cpu")
     enumerator = EmbeddingEnumerator(

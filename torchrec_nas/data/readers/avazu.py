@@ -25,18 +25,13 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from torchrec_nas.data.arrays import RawChunk, keep_rows
 from torchrec_nas.data.config import DataConfig
+from torchrec_nas.data.errors import BadRows, DataError
 from torchrec_nas.data.ids import bucketize, hash_string_array
-from torchrec_nas.data.reader import RawChunk, SourceReader, keep_rows
-from torchrec_nas.data.text import (
-    BadRows,
-    DataError,
-    RowChecker,
-    TextBlock,
-    iter_blocks,
-    read_header,
-    to_int,
-)
+from torchrec_nas.data.readers.base import RowReader, register_reader
+from torchrec_nas.data.readers.columns import RowChecker, to_int
+from torchrec_nas.data.readers.text_blocks import TextBlock, iter_blocks, read_header
 
 CATEGORICAL = [
     "C1",
@@ -74,7 +69,8 @@ def _weekdays(hours: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return weekday, weekday >= 0
 
 
-class AvazuReader(SourceReader):
+@register_reader("avazu")
+class AvazuReader(RowReader):
     """Streams the Avazu CSV as :class:`RawChunk`s (see the module docstring).
 
     Args:
@@ -124,9 +120,7 @@ class AvazuReader(SourceReader):
 
     def chunks(self) -> Iterator[RawChunk]:
         path = self.files[0]
-        from torchrec_nas.data.text import check_readable
-
-        header = read_header(check_readable(path), ",")
+        header = read_header(path, ",")
         if header != COLUMNS:
             raise DataError(
                 f"{path}:1: header is not Avazu's: expected {','.join(COLUMNS)}, "

@@ -16,14 +16,17 @@ from pathlib import Path
 import numpy as np
 from torchrec.datasets.criteo import BinaryCriteoUtils
 
+from torchrec_nas.data.arrays import RawChunk
 from torchrec_nas.data.config import DataConfig
-from torchrec_nas.data.criteo import CAT_NAMES, INT_NAMES
+from torchrec_nas.data.errors import BadRows, DataError
 from torchrec_nas.data.ids import bucketize
-from torchrec_nas.data.reader import RawChunk, SourceReader
-from torchrec_nas.data.text import BadRows, DataError, check_readable
+from torchrec_nas.data.readers.base import RowReader, register_reader
+from torchrec_nas.data.readers.criteo import CAT_NAMES, INT_NAMES
+from torchrec_nas.data.readers.text_blocks import check_readable
 
 
-class CriteoNpyReader(SourceReader):
+@register_reader("criteo_npy")
+class CriteoNpyReader(RowReader):
     """Streams TorchRec's Criteo ``.npy`` day files as :class:`RawChunk`s.
 
     Args:

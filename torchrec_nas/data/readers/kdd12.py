@@ -25,18 +25,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+from torchrec_nas.data.arrays import RawChunk, keep_rows
 from torchrec_nas.data.config import DataConfig
+from torchrec_nas.data.errors import BadRows, DataError
 from torchrec_nas.data.ids import MISSING, bucketize
-from torchrec_nas.data.reader import RawChunk, SourceReader, keep_rows
-from torchrec_nas.data.text import (
-    BadRows,
-    DataError,
-    RowChecker,
-    TextBlock,
-    check_readable,
-    iter_blocks,
-    to_int,
-)
+from torchrec_nas.data.readers.base import RowReader, register_reader
+from torchrec_nas.data.readers.columns import RowChecker, to_int
+from torchrec_nas.data.readers.text_blocks import TextBlock, check_readable, iter_blocks
 
 COLUMNS = [
     "Click",
@@ -87,7 +82,8 @@ def load_profiles(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     return users[order], gender, age
 
 
-class Kdd12Reader(SourceReader):
+@register_reader("kdd12")
+class Kdd12Reader(RowReader):
     """Streams KDD Cup 2012 track 2 as :class:`RawChunk`s (see the module docstring).
 
     Args:

@@ -21,18 +21,13 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from torchrec_nas.data.arrays import RawChunk, keep_rows
 from torchrec_nas.data.config import DataConfig
+from torchrec_nas.data.errors import BadRows
 from torchrec_nas.data.ids import bucketize
-from torchrec_nas.data.reader import RawChunk, SourceReader, keep_rows
-from torchrec_nas.data.text import (
-    BadRows,
-    RowChecker,
-    TextBlock,
-    expand_paths,
-    hex8,
-    iter_blocks,
-    to_int,
-)
+from torchrec_nas.data.readers.base import RowReader, register_reader
+from torchrec_nas.data.readers.columns import RowChecker, hex8, to_int
+from torchrec_nas.data.readers.text_blocks import TextBlock, expand_paths, iter_blocks
 
 INT_NAMES = [f"I{i}" for i in range(1, 14)]
 CAT_NAMES = [f"C{i}" for i in range(1, 27)]
@@ -44,7 +39,8 @@ _TYPES: dict[str, pa.DataType] = {
 }
 
 
-class CriteoTsvReader(SourceReader):
+@register_reader("criteo_tsv")
+class CriteoTsvReader(RowReader):
     """Streams Criteo TSV files (one or more, e.g. Terabyte days) as :class:`RawChunk`s.
 
     Args:
@@ -87,7 +83,7 @@ class CriteoTsvReader(SourceReader):
         """The reader for ``source: criteo_tsv``.
 
         ``path`` may list several files joined by ``,`` and use globs (``day_*`` for the
-        Terabyte days, read in sorted order).
+        Terabyte days, read in sorted order); gzip files are decompressed as they are read.
         """
         assert cfg.path is not None
         return cls(

@@ -18,9 +18,7 @@ non-numeric dense value, a wrong number of fields.
 
 from __future__ import annotations
 
-import operator
-import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -28,43 +26,19 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from torchrec_nas.data.arrays import RawChunk, keep_rows
 from torchrec_nas.data.config import DataConfig, TableSchema
+from torchrec_nas.data.errors import BadRows, DataError
 from torchrec_nas.data.ids import bucketize, hash_string_array
-from torchrec_nas.data.reader import RawChunk, SourceReader, keep_rows
-from torchrec_nas.data.text import (
-    BadRows,
-    DataError,
-    RowChecker,
+from torchrec_nas.data.label_rule import parse_label_rule
+from torchrec_nas.data.readers.base import RowReader, register_reader
+from torchrec_nas.data.readers.columns import RowChecker, to_float
+from torchrec_nas.data.readers.text_blocks import (
     TextBlock,
     check_readable,
     iter_blocks,
     read_header,
-    to_float,
 )
-
-_OPS: dict[str, Callable[[np.ndarray, float], np.ndarray]] = {
-    ">=": operator.ge,
-    "<=": operator.le,
-    "==": operator.eq,
-    "!=": operator.ne,
-    ">": operator.gt,
-    "<": operator.lt,
-}
-_RULE = re.compile(r"^\s*(>=|<=|==|!=|>|<)\s*([-+]?[0-9]*\.?[0-9]+([eE][-+]?[0-9]+)?)\s*$")
-
-
-def parse_label_rule(rule: str) -> Callable[[np.ndarray], np.ndarray]:
-    """A vectorized 0/1 rule from text such as ``">= 4"``.
-
-    Example::
-
-        parse_label_rule(">= 4")(np.array([3.0, 4.5]))  # array([False, True])
-    """
-    m = _RULE.match(rule)
-    if not m:
-        raise ValueError(f"rule: {rule!r} is not a comparison like '>= 4' (ops: {list(_OPS)})")
-    op, threshold = _OPS[m.group(1)], float(m.group(2))
-    return lambda x: op(x, threshold)
 
 
 def _table_format(path: Path, schema: TableSchema) -> str:
@@ -78,7 +52,8 @@ def _table_format(path: Path, schema: TableSchema) -> str:
     return "csv"
 
 
-class TableReader(SourceReader):
+@register_reader("tabular")
+class TableReader(RowReader):
     """Reads a CSV/TSV/Parquet table by schema as :class:`RawChunk`s (see the module docstring).
 
     Args:

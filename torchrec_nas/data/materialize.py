@@ -1,4 +1,4 @@
-"""From a file source to train/val/test arrays: collect raw rows, compact ids, split, cache.
+"""From a file source's raw rows to train/val/test arrays: collect rows, compact ids, split.
 
 The steps every file source shares:
 
@@ -7,15 +7,14 @@ The steps every file source shares:
 2. compact each categorical column's raw ids into table rows (min frequency, row cap), which
    sizes ``DataSpec.num_embeddings`` from the data;
 3. split (stratified or time-ordered), standardize dense columns with train statistics;
-4. keep the splits in memory, or write them to a cache directory of ``.npy`` files plus a
-   ``manifest.json`` (see :mod:`torchrec_nas.data.cache`).
+4. keep the splits in memory, or write them as ``.npy`` files into a cache directory (whose
+   manifest :func:`torchrec_nas.data.build.preprocess` writes, see :mod:`torchrec_nas.data.cache`).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -24,43 +23,15 @@ from typing import Any
 
 import numpy as np
 
-from torchrec_nas.data.batching import FeatureArrays, take_jagged
-from torchrec_nas.data.build import DataSplits, streams_from_arrays
+from torchrec_nas.data.arrays import SPLIT_NAMES, FeatureArrays, RawChunk, SplitArrays, take_jagged
 from torchrec_nas.data.config import DataConfig
+from torchrec_nas.data.errors import DataError
 from torchrec_nas.data.ids import compact_ids
-from torchrec_nas.data.reader import SourceReader
+from torchrec_nas.data.readers.base import RowReader
 from torchrec_nas.data.spec import DataSpec
 from torchrec_nas.data.split import split_indices
-from torchrec_nas.data.text import DataError
 
 logger = logging.getLogger(__name__)
-
-SPLITS = ("train", "val", "test")
-
-
-def make_reader(cfg: DataConfig) -> SourceReader:
-    """The reader of a file source named by ``cfg.source``."""
-    if cfg.source == "criteo_tsv":
-        from torchrec_nas.data.criteo import CriteoTsvReader
-
-        return CriteoTsvReader.from_config(cfg)
-    if cfg.source == "criteo_npy":
-        from torchrec_nas.data.criteo_npy import CriteoNpyReader
-
-        return CriteoNpyReader.from_config(cfg)
-    if cfg.source == "avazu":
-        from torchrec_nas.data.avazu import AvazuReader
-
-        return AvazuReader.from_config(cfg)
-    if cfg.source == "kdd12":
-        from torchrec_nas.data.kdd12 import Kdd12Reader
-
-        return Kdd12Reader.from_config(cfg)
-    if cfg.source == "tabular":
-        from torchrec_nas.data.tabular import TableReader
-
-        return TableReader.from_config(cfg)
-    raise DataError(f"source {cfg.source!r} has no file reader")
 
 
 class _RawStore:
@@ -77,7 +48,7 @@ class _RawStore:
         self._files = {n: open(root / f"{n}.raw", "wb") for n in names}  # noqa: SIM115
         self.has_order = False
 
-    def add(self, chunk: Any) -> None:
+    def add(self, chunk: RawChunk) -> None:
         self.rows += len(chunk)
         self.num_dense = chunk.dense.shape[1]
         f = self._files
@@ -118,9 +89,9 @@ def _allocator(
 
 
 def materialize(
-    reader: SourceReader, cfg: DataConfig, workdir: Path, out_dir: Path | None = None
-) -> tuple[DataSpec, list[FeatureArrays], dict[str, Any]]:
-    """Reads every row of ``reader`` and returns the spec, the three splits and a summary.
+    reader: RowReader, cfg: DataConfig, workdir: Path, out_dir: Path | None = None
+) -> SplitArrays:
+    """Reads every row of ``reader``: the spec, the three splits and a summary as ``info``.
 
     Memory holds one parsed chunk while reading, then one column at a time: each split's
     arrays are filled column by column (as ``.npy`` memory maps when ``out_dir`` is given).
@@ -130,6 +101,14 @@ def materialize(
         cfg: ids (min frequency, row cap) and split settings.
         workdir: an empty directory for the raw column files.
         out_dir: write the splits as ``{split}_{array}.npy`` here (the cache layout).
+
+    Raises:
+        DataError: the source has no rows (or, under ``on_bad_row: skip``, only bad ones).
+
+    Example::
+
+        with tempfile.TemporaryDirectory() as tmp:
+            arrays = materialize(make_reader(cfg), cfg, Path(tmp))
     """
     start = time.perf_counter()
     num_sparse, num_multi = len(reader.sparse_names), len(reader.multi_hot_names)
@@ -142,7 +121,13 @@ def materialize(
     parse_s = time.perf_counter() - start
     n = store.rows
     if n == 0:
-        raise DataError(f"{', '.join(map(str, reader.files))}: no rows to read")
+        files = ", ".join(map(str, reader.files))
+        if reader.bad.skipped:
+            raise DataError(
+                f"{files}: no rows to read: all {reader.bad.skipped} rows are bad "
+                f"(on_bad_row: skip); the first: {reader.bad.examples[0]}"
+            )
+        raise DataError(f"{files}: no rows to read")
     num_dense = len(reader.dense_names)
     labels = store.load("labels", np.float32)
     order = store.load("order", np.float64) if store.has_order else None
@@ -151,7 +136,7 @@ def materialize(
 
     dense_all = np.memmap(workdir / "dense.raw", dtype=np.float32, mode="r", shape=(n, num_dense))
     parts = []
-    for split, idx in zip(SPLITS, index):
+    for split, idx in zip(SPLIT_NAMES, index):
         dense = alloc(f"{split}_dense", np.dtype(np.float32), (len(idx), num_dense), False)
         dense[:] = dense_all[idx]
         split_labels = alloc(f"{split}_labels", np.dtype(np.float32), (len(idx),), False)
@@ -189,7 +174,7 @@ def materialize(
         )
         offsets = np.zeros(n + 1, dtype=np.int64)
         np.cumsum(store.load(f"mh_{k}_lengths", np.int64), out=offsets[1:])
-        for split, part, idx in zip(SPLITS, parts, index):
+        for split, part, idx in zip(SPLIT_NAMES, parts, index):
             values, split_offsets = take_jagged(rows, offsets, idx)
             out_values = alloc(f"{split}_mh{k}_values", np.dtype(np.int32), values.shape, False)
             out_values[:] = values
@@ -215,8 +200,8 @@ def materialize(
         "rows_read": n,
         "skipped_bad_rows": reader.bad.skipped,
         "bad_row_examples": list(reader.bad.examples),
-        "rows": {s: len(p) for s, p in zip(SPLITS, parts)},
-        "positives": {s: int(p.labels.sum()) for s, p in zip(SPLITS, parts)},
+        "rows": {s: len(p) for s, p in zip(SPLIT_NAMES, parts)},
+        "positives": {s: int(p.labels.sum()) for s, p in zip(SPLIT_NAMES, parts)},
         "standardize": stats,
         "parse_seconds": round(parse_s, 3),
         "seconds": round(total_s, 3),
@@ -229,26 +214,4 @@ def materialize(
             reader.bad.skipped,
             reader.bad.examples[:1],
         )
-    return spec, parts, summary
-
-
-def build_from_source(cfg: DataConfig, seed: int, rank: int = 0, world_size: int = 1) -> DataSplits:
-    """``build_data`` for every source but ``synthetic``."""
-    from torchrec_nas.data.cache import load_cache, preprocess
-
-    if cfg.source == "cache" or cfg.cache_dir:
-        cache_dir = cfg.cache_dir if cfg.source != "cache" or not cfg.path else cfg.path
-        assert cache_dir is not None
-        summary: dict[str, Any] = {}
-        if cfg.source != "cache":
-            summary = preprocess(cfg, cache_dir)
-        spec, parts, manifest = load_cache(cache_dir)
-        info = {"source": cfg.source, "cache_dir": str(cache_dir), **summary}
-        info.setdefault("skipped_bad_rows", manifest.get("summary", {}).get("skipped_bad_rows", 0))
-        return streams_from_arrays(cfg, spec, parts, seed, rank, world_size, info)
-    reader = make_reader(cfg)
-    with tempfile.TemporaryDirectory(prefix="torchrec_nas_data_") as tmp:
-        spec, parts, summary = materialize(reader, cfg, Path(tmp))
-    return streams_from_arrays(
-        cfg, spec, parts, seed, rank, world_size, {"source": cfg.source, **summary}
-    )
+    return SplitArrays(spec, parts, summary)
