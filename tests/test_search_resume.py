@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import random
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
+from torchrec_nas.cli import main
 from torchrec_nas.config import Config
 from torchrec_nas.data import build_data
 from torchrec_nas.pipeline import load_supernet, run_search, run_supernet
@@ -166,3 +172,34 @@ def test_history_without_its_record_or_with_a_bad_line_is_refused(tmp_path: Path
     (tmp_path / "history.meta.json").unlink()
     with pytest.raises(HistoryError, match="no history.meta.json records which search wrote"):
         SearchHistory(path, {"seed": "0"})
+
+
+def test_search_killed_by_a_signal_resumes_through_the_command_line(
+    trained: tuple[Config, Path], tmp_path: Path
+) -> None:
+    """SIGKILL leaves a stale run.lock and maybe a cut-off line; rerunning resumes the same."""
+    cfg, supernet = trained
+    slow = tmp_path / "slow.yaml"
+    slow.write_text(TINY.replace("finetune: {steps: 3,", "finetune: {steps: 60,"))
+    whole = fresh_out(tmp_path, "whole", supernet)
+    run_search(Config.load(slow), whole)
+    killed = fresh_out(tmp_path, "killed", supernet)
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(Path(__file__).parents[1]))
+    command = [sys.executable, "-m", "torchrec_nas.cli", "search", "--config", str(slow),
+               "--out", str(killed), "--quiet"]  # fmt: skip
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    history = killed / "history.jsonl"
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and time.monotonic() < deadline:
+        if history.exists() and len(history.read_text().splitlines()) >= 3:
+            proc.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.02)
+    assert proc.wait(timeout=30) == -signal.SIGKILL, "the search ended before it was killed"
+    assert (killed / "run.lock").exists()  # left behind by the killed run
+    done = len(history.read_text().splitlines())
+    assert done < len((whole / "history.jsonl").read_text().splitlines())
+    assert main(command[3:]) == 0  # takes the dead run's lock over
+    assert not (killed / "run.lock").exists()
+    for name in ("history.jsonl", "best_arch.json"):
+        assert (killed / name).read_bytes() == (whole / name).read_bytes(), name
