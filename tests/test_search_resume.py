@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import random
 import shutil
@@ -172,6 +173,10 @@ def test_history_without_its_record_or_with_a_bad_line_is_refused(tmp_path: Path
     (tmp_path / "history.meta.json").unlink()
     with pytest.raises(HistoryError, match="no history.meta.json records which search wrote"):
         SearchHistory(path, {"seed": "0"})
+    path.unlink()  # deleting the history alone is enough to start afresh
+    SearchHistory(path, {"seed": "0"})
+    assert SearchHistory(path, {"seed": "1"}).records == []
+    assert json.loads((tmp_path / "history.meta.json").read_text()) == {"seed": "1"}
 
 
 def test_search_killed_by_a_signal_resumes_through_the_command_line(

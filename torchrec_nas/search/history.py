@@ -94,9 +94,9 @@ class SearchHistory:
     Opening an existing file reads it back (a last line cut off by a crash is dropped), so a
     search that restarts knows everything evaluated so far. With ``provenance`` (see
     :func:`~torchrec_nas.search.provenance.search_provenance`), the history is tied to what
-    produced it: a sidecar ``<name>.meta.json`` records it when the history starts, and
-    reopening the history for another config, seed or supernet raises :class:`HistoryError`
-    naming what differs, instead of reusing stale scores.
+    produced it: a sidecar ``<name>.meta.json`` records it while the history is empty, and
+    reopening a non-empty history for another config, seed or supernet raises
+    :class:`HistoryError` naming what differs, instead of reusing stale scores.
 
     Args:
         path: the JSONL file (``None``: in memory only).
@@ -129,21 +129,18 @@ class SearchHistory:
     def _check_provenance(self, provenance: dict[str, str]) -> None:
         assert self.path is not None and self.meta_path is not None
         meta = self.meta_path
-        fresh = (
-            f"to start fresh, move or delete {self.path.name} and {meta.name} "
-            "(or use another output directory)"
-        )
-        if not meta.exists():
-            if self.records:
-                raise HistoryError(
-                    f"{self.path}: no {meta.name} records which search wrote these "
-                    f"{len(self.records)} candidates, so they cannot be resumed; {fresh}"
-                )
+        fresh = f"to start fresh, move or delete {self.path} (or use another output directory)"
+        if not self.records:  # nothing to reuse: this search starts the history
             meta.parent.mkdir(parents=True, exist_ok=True)
             tmp = meta.with_suffix(".tmp")
             tmp.write_text(json.dumps(provenance, indent=2, sort_keys=True) + "\n")
             os.replace(tmp, meta)
             return
+        if not meta.exists():
+            raise HistoryError(
+                f"{self.path}: no {meta.name} records which search wrote these "
+                f"{len(self.records)} candidates, so they cannot be resumed; {fresh}"
+            )
         try:
             recorded = json.loads(meta.read_text())
         except json.JSONDecodeError as e:
