@@ -111,9 +111,13 @@ def test_random_search_uses_the_same_history_format(tmp_path: Path) -> None:
     assert len(history) == 15
     again = SearchHistory(tmp_path / "h.jsonl")
     assert again.best().arch_hash == best.arch_hash
-    assert Architecture.from_dict(
-        json.loads((tmp_path / "h.jsonl").read_text().splitlines()[0])["architecture"]
-    )
+    lines = [json.loads(x) for x in (tmp_path / "h.jsonl").read_text().splitlines()]
+    for line, reread, written in zip(lines, again, history, strict=True):
+        arch = Architecture.from_dict(line["architecture"])
+        assert arch == reread.arch == written.arch
+        assert line["hash"] == arch.canonical_hash() == reread.arch_hash
+        assert line["score"] == reread.score == fake_logloss(arch)["logloss"]
+    assert len({r.arch_hash for r in again}) > 1  # independent samples, not one repeated
 
 
 def test_mutation_schedule_falls_from_start_to_end() -> None:
@@ -146,11 +150,19 @@ def test_codesign_compares_uniform_8_bit_with_the_cheapest_close_candidate() -> 
     )
     result = codesign_summary(history, quality, costs, top_k=3, tolerance=0.01)
     ref = result["reference"]
-    assert all(b["weight_bits"] == 8 for b in ref["architecture"]["blocks"])
-    assert result["codesigned"]["logloss"] <= ref["logloss"] + 0.01
-    assert result["energy_ratio"] == pytest.approx(
-        ref["pim_energy"] / result["codesigned"]["pim_energy"]
-    )
-    assert result["energy_ratio"] >= 1.0
+    # The reference: the best of the 3 best candidates re-scored at uniform 8 bits.
+    evaluated = [r for r in history if not r.cached]
+    top = sorted(evaluated, key=lambda r: r.metrics["logloss"])[:3]
+    uniform = min((uniform_bits(r.arch, 8) for r in top), key=lambda a: quality(a)["logloss"])
+    assert ref["hash"] == uniform.canonical_hash()
+    assert ref["pim_energy"] == costs(uniform)["pim_energy"]
+    # The co-designed model: the least energy among candidates within the tolerance.
+    within = [r for r in evaluated if r.metrics["logloss"] <= ref["logloss"] + 0.01]
+    cheapest = min(within, key=lambda r: r.costs["pim_energy"])
+    assert result["candidates_within_tolerance"] == len(within)
+    assert result["codesigned"]["hash"] == cheapest.arch_hash
+    # Precision is almost free to this stand-in, so the saving comes from 4-bit blocks.
+    assert any(b["weight_bits"] == 4 for b in result["codesigned"]["architecture"]["blocks"])
+    assert result["energy_ratio"] > 1.0
     arch = space.sample(random.Random(0))
     assert {b.activation_bits for b in uniform_bits(arch, 6).blocks} == {6}

@@ -63,14 +63,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Imported here so that `--help` answers at once.
     from torchrec_nas.config import Config
     from torchrec_nas.config_utils import ConfigError
+    from torchrec_nas.runlock import RunLock, RunLockError
     from torchrec_nas.space import ArchitectureError
 
     try:
         cfg = Config.load(args.config)
         if args.quiet:
             cfg.supernet.progress = cfg.train.progress = cfg.search.progress = False
-        return _run(args, cfg)
-    except (ConfigError, ArchitectureError, FileNotFoundError, ValueError) as e:
+        if args.command == "evaluate":  # writes nothing under --out
+            return _run(args, cfg)
+        with RunLock(args.out):
+            return _run(args, cfg)
+    except (ConfigError, ArchitectureError, FileNotFoundError, ValueError, RunLockError) as e:
         print(f"torchrec-nas {args.command}: error: {e}", file=sys.stderr)
         return 2
 

@@ -28,6 +28,7 @@ from torchrec_nas.models import NASRecModel, NASRecSubnet, build_baseline
 from torchrec_nas.search.evaluator import SupernetEvaluator
 from torchrec_nas.search.evolution import make_strategy
 from torchrec_nas.search.history import SearchHistory
+from torchrec_nas.search.provenance import search_provenance
 from torchrec_nas.space import Architecture, SearchSpace
 from torchrec_nas.train.checkpoint import load_checkpoint, save_atomic, write_text_atomic
 from torchrec_nas.train.loop import TrainResult, batches_per_epoch, train_loop
@@ -104,7 +105,8 @@ def run_search(cfg: Config, out: str | Path, data: DataSplits | None = None) -> 
     data = data or build_data(cfg.data, cfg.seed)
     device = device_of(cfg)
     model = load_supernet(cfg, out / "supernet.pt", data.spec)
-    evaluator = SupernetEvaluator(model, data.train, data.val, cfg.search.finetune, device)
+    ft = cfg.search.finetune
+    evaluator = SupernetEvaluator(model, data.train, data.val, ft, device, seed=cfg.seed)
     tables = data.spec.tables(cfg.space.embedding_dim)
     dense_in = len(data.spec.dense_names)
 
@@ -114,7 +116,8 @@ def run_search(cfg: Config, out: str | Path, data: DataSplits | None = None) -> 
             arch, cfg.space, dense_in, tables, objective.hardware, objective.embedding_mode
         )
 
-    history = SearchHistory(out / "history.jsonl")
+    provenance = search_provenance(cfg, data.spec, out / "supernet.pt")
+    history = SearchHistory(out / "history.jsonl", provenance)
     strategy = make_strategy(cfg.space, cfg.search, cfg.seed)
     best = strategy.run(evaluator, history, costs, cfg.search.objective, cfg.search.progress)
     summary = {

@@ -40,9 +40,11 @@ from torchrec_nas.distributed.sharding import (
 from torchrec_nas.hardware.flops import architecture_costs
 from torchrec_nas.models import NASRecModel
 from torchrec_nas.pipeline import _fixed_forward, final_candidates, model_costs, save_model
+from torchrec_nas.search.batches import IndexedBatches
 from torchrec_nas.search.evaluator import SupernetEvaluator
 from torchrec_nas.search.evolution import make_strategy
 from torchrec_nas.search.history import Evaluation, SearchHistory
+from torchrec_nas.search.provenance import search_provenance
 from torchrec_nas.space import Architecture
 from torchrec_nas.train.checkpoint import load_checkpoint, save_atomic, write_text_atomic
 from torchrec_nas.train.loop import TrainResult, batches_per_epoch, train_loop
@@ -203,10 +205,13 @@ def load_sharded_supernet(
     return sharded
 
 
-def replicated_history(path: Path, ctx: DistributedContext) -> SearchHistory:
-    """The search history: rank 0 reads and appends to ``path``; the other ranks hold the
-    same records in memory (sent by rank 0), so every rank's strategy resumes identically."""
-    history = SearchHistory(path if ctx.is_primary else None)
+def replicated_history(
+    path: Path, ctx: DistributedContext, provenance: dict[str, str] | None = None
+) -> SearchHistory:
+    """The search history: rank 0 reads and appends to ``path`` (checking ``provenance``); the
+    other ranks hold the same records in memory (sent by rank 0), so every rank's strategy
+    resumes identically."""
+    history = SearchHistory(path if ctx.is_primary else None, provenance)
     records = broadcast_object([r.to_dict() for r in history] if ctx.is_primary else None)
     if not ctx.is_primary and records:
         for i, rec in enumerate(records):
@@ -235,16 +240,17 @@ def run_search_distributed(
     ft = cfg.search.finetune
     evaluator = SupernetEvaluator(
         model,
-        data.train,
+        IndexedBatches(data.train, ctx.rank, ctx.world_size),
         rank_eval(data.val, ctx, ft.eval_batches),
         dataclasses.replace(ft, eval_batches=None),
         ctx.device,
         reduce_gradients=all_reduce_mean,
+        seed=cfg.seed,
     )
 
     def score(arch: Architecture) -> dict[str, float]:
-        # Reduced metrics agree across ranks already; rank 0's copy makes them bit-identical
-        # (and its wall time the one recorded), so no rank's strategy can drift.
+        # Reduced metrics agree across ranks already; rank 0's copy makes them bit-identical,
+        # so no rank's strategy can drift.
         return broadcast_object(evaluator(arch))
 
     tables = data.spec.tables(cfg.space.embedding_dim)
@@ -256,7 +262,11 @@ def run_search_distributed(
             arch, cfg.space, dense_in, tables, objective.hardware, objective.embedding_mode
         )
 
-    history = replicated_history(out / "history.jsonl", ctx)
+    supernet = out / "supernet.pt"
+    if not supernet.is_file():
+        supernet = Path(_checkpointer(cfg, out, "supernet").root)
+    provenance = search_provenance(cfg, data.spec, supernet) if ctx.is_primary else None
+    history = replicated_history(out / "history.jsonl", ctx, provenance)
     strategy = make_strategy(cfg.space, cfg.search, cfg.seed)
     progress = cfg.search.progress and ctx.is_primary
     best = strategy.run(score, history, costs, cfg.search.objective, progress)

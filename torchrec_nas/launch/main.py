@@ -40,6 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from torchrec_nas.config import Config
     from torchrec_nas.distributed import stages
     from torchrec_nas.distributed.context import init_distributed, shutdown_distributed
+    from torchrec_nas.runlock import RunLock, RunLockError
     from torchrec_nas.space import Architecture
 
     cfg = Config.load(args.config)
@@ -47,7 +48,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         cfg.supernet.progress = cfg.train.progress = cfg.search.progress = False
     ctx = init_distributed(cfg.distributed.backend, cfg.device)
     out = Path(args.out)
+    lock = RunLock(out)  # rank 0 holds it for the job
     try:
+        if ctx.is_primary:
+            lock.acquire()
         result: object = None
         if args.stage in ("supernet", "all"):
             result = stages.run_supernet_distributed(cfg, out, ctx).to_dict()
@@ -60,7 +64,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             result = stages.train_final_distributed(cfg, out, ctx, Architecture.load(arch_path))
         if ctx.is_primary:
             print(json.dumps(result, indent=2, default=str))
+    except RunLockError as e:
+        print(f"torchrec_nas.launch.main {args.stage}: error: {e}", file=sys.stderr)
+        return 2
     finally:
+        lock.release()
         shutdown_distributed()
     return 0
 

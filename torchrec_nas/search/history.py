@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from torchrec_nas.space import Architecture
+from torchrec_nas.space import Architecture, ArchitectureError
 
 
 @dataclass
@@ -26,7 +26,8 @@ class Evaluation:
         costs: what the cost models said (``flops``, ``params``, ``pim_energy``, ...).
         score: the objective value (lower is better; ``inf`` for infeasible).
         cached: the canonical hash had been evaluated before, so nothing was run.
-        seconds: time spent evaluating.
+        seconds: time spent evaluating (kept in memory only: the history file records what
+            was computed, which a resumed search reproduces exactly, not how long it took).
     """
 
     index: int
@@ -48,7 +49,6 @@ class Evaluation:
             "metrics": self.metrics,
             "costs": self.costs,
             "cached": self.cached,
-            "seconds": round(self.seconds, 4),
             "architecture": self.arch.to_dict(),
         }
 
@@ -64,32 +64,97 @@ class Evaluation:
             costs={k: float(v) for k, v in d.get("costs", {}).items()},
             score=math.inf if score is None else float(score),
             cached=bool(d.get("cached", False)),
-            seconds=float(d.get("seconds", 0.0)),
         )
+
+
+class HistoryError(ValueError):
+    """A history that cannot be resumed: a malformed line, or one written by another search."""
+
+
+def _evaluation(data: Any, where: str) -> Evaluation:
+    """One history line as an :class:`Evaluation`, or a :class:`HistoryError` naming ``where``."""
+    if not isinstance(data, dict):
+        raise HistoryError(f"{where}: expected a JSON object, got {type(data).__name__}")
+    missing = [
+        k for k in ("index", "generation", "hash", "metrics", "architecture") if k not in data
+    ]
+    if missing:
+        raise HistoryError(f"{where}: missing field(s) {', '.join(missing)}")
+    try:
+        return Evaluation.from_dict(data, where)
+    except ArchitectureError as e:
+        raise HistoryError(str(e)) from e
+    except (TypeError, ValueError, AttributeError) as e:
+        raise HistoryError(f"{where}: a field has the wrong type ({e})") from e
 
 
 class SearchHistory:
     """A JSONL file of :class:`Evaluation` s, one line each, flushed and fsynced per line.
 
     Opening an existing file reads it back (a last line cut off by a crash is dropped), so a
-    search that restarts knows everything evaluated so far.
+    search that restarts knows everything evaluated so far. With ``provenance`` (see
+    :func:`~torchrec_nas.search.provenance.search_provenance`), the history is tied to what
+    produced it: a sidecar ``<name>.meta.json`` records it while the history is empty, and
+    reopening a non-empty history for another config, seed or supernet raises
+    :class:`HistoryError` naming what differs, instead of reusing stale scores.
 
     Args:
         path: the JSONL file (``None``: in memory only).
+        provenance: named fingerprints of what produced the scores (``config``, ``seed``,
+            ``supernet``); ``None``: not checked.
 
     Example::
 
-        history = SearchHistory("runs/x/history.jsonl")
+        history = SearchHistory("runs/x/history.jsonl", {"seed": "0", "supernet": "sha256:..."})
         history.append(evaluation)
         best = history.best()
     """
 
-    def __init__(self, path: str | Path | None = None) -> None:
+    def __init__(
+        self, path: str | Path | None = None, provenance: Mapping[str, str] | None = None
+    ) -> None:
         self.path = Path(path) if path is not None else None
         self.records: list[Evaluation] = []
         self.by_hash: dict[str, Evaluation] = {}
         if self.path is not None and self.path.exists():
             self._read()
+        if self.path is not None and provenance is not None:
+            self._check_provenance(dict(provenance))
+
+    @property
+    def meta_path(self) -> Path | None:
+        """The sidecar file that records what produced the history."""
+        return None if self.path is None else self.path.with_name(self.path.stem + ".meta.json")
+
+    def _check_provenance(self, provenance: dict[str, str]) -> None:
+        assert self.path is not None and self.meta_path is not None
+        meta = self.meta_path
+        fresh = f"to start fresh, move or delete {self.path} (or use another output directory)"
+        if not self.records:  # nothing to reuse: this search starts the history
+            meta.parent.mkdir(parents=True, exist_ok=True)
+            tmp = meta.with_suffix(".tmp")
+            tmp.write_text(json.dumps(provenance, indent=2, sort_keys=True) + "\n")
+            os.replace(tmp, meta)
+            return
+        if not meta.exists():
+            raise HistoryError(
+                f"{self.path}: no {meta.name} records which search wrote these "
+                f"{len(self.records)} candidates, so they cannot be resumed; {fresh}"
+            )
+        try:
+            recorded = json.loads(meta.read_text())
+        except json.JSONDecodeError as e:
+            raise HistoryError(f"{meta}: not JSON ({e}); {fresh}") from e
+        if not isinstance(recorded, dict):
+            raise HistoryError(f"{meta}: expected a JSON object; {fresh}")
+        differ = sorted(
+            k for k in provenance.keys() | recorded.keys() if recorded.get(k) != provenance.get(k)
+        )
+        if differ:
+            raise HistoryError(
+                f"{self.path}: written by another search (its {', '.join(differ)} "
+                f"{'differs' if len(differ) == 1 else 'differ'} from this run's); {fresh}"
+            )
 
     def _read(self) -> None:
         assert self.path is not None
@@ -97,14 +162,15 @@ class SearchHistory:
         for n, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
+            where = f"{self.path}:{n}"
             try:
-                rec = Evaluation.from_dict(json.loads(line), f"{self.path}:{n}")
+                data = json.loads(line)
             except json.JSONDecodeError as e:
                 if n == len(lines):  # cut off mid-write by a crash: drop it and rewrite clean
                     self._rewrite()
                     break
-                raise ValueError(f"{self.path}:{n}: not a JSON record: {e}") from e
-            self._add(rec)
+                raise HistoryError(f"{where}: not a JSON record: {e}") from e
+            self._add(_evaluation(data, where))
 
     def _rewrite(self) -> None:
         assert self.path is not None
