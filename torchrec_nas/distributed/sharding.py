@@ -40,7 +40,7 @@ class BroadcastOnlyWrapper(DataParallelWrapper):
     """A ``data_parallel_wrapper`` for :class:`DistributedModelParallel` that does not wrap the
     dense part in DDP: it only makes every rank start from rank 0's dense weights. Gradients
     are then averaged by :func:`~torchrec_nas.distributed.context.all_reduce_mean` after
-    backward (see :class:`~torchrec_nas.distributed.optim.ShardedModelOptimizer`)."""
+    backward (see :class:`~torchrec_nas.train.optim.ModelOptimizer`)."""
 
     def wrap(self, dmp: DistributedModelParallel, env: ShardingEnv, device: torch.device) -> None:
         dmp._dmp_wrapped_module.to(device)
