@@ -138,3 +138,53 @@ def test_metrics_match_hand_computation() -> None:
     assert r.logloss == pytest.approx(expected, rel=1e-5)
     assert r.auc == pytest.approx(0.5)  # positives ranked 1st and 4th of 4
     assert r.ne == pytest.approx(expected / 0.6931, rel=1e-3)
+
+
+def test_early_stopping_ends_the_run_and_a_rerun_keeps_it_ended(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = build_baseline(
+        "dlrm", tiny_tables(), 4, dense_arch_layer_sizes=[16], over_arch_layer_sizes=[16]
+    )
+    # A tiny learning rate barely moves the loss: patience 1 stops at the second validation.
+    cfg = LoopConfig(
+        steps=40,
+        optimizer=OptimizerConfig(lr=1e-9, sparse_lr=1e-9, schedule="constant"),
+        eval_every=2,
+        early_stopping_patience=1,
+        checkpoint_every=0,
+        log_every=1,
+        progress=False,
+    )
+    val = [random_batch(batch_size=32, seed=100)]
+
+    def fit() -> int:
+        opt = ModelOptimizer(model, cfg.optimizer, 40)
+        ckpt = FileCheckpointer(tmp_path / "checkpoint.pt")
+        trainer = Trainer(
+            model,
+            opt,
+            cfg,
+            lambda b, s: model(b),
+            model,
+            "t",
+            standard_callbacks(cfg, tmp_path, ckpt),
+        )
+        result = trainer.fit(batches(), val)
+        assert result.stopped_early
+        return result.steps
+
+    steps = fit()
+    assert steps < 40
+    assert fit() == steps  # resumed from the final checkpoint: no more training
+
+
+def test_tensorboard_is_skipped_cleanly_when_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from torchrec_nas.runtime import TensorBoard
+
+    cfg = LoopConfig(steps=2, tensorboard=True, progress=False)
+    monkeypatch.setattr(TensorBoard, "available", staticmethod(lambda: False))
+    assert not any(isinstance(c, TensorBoard) for c in standard_callbacks(cfg, tmp_path, None))
+    monkeypatch.setattr(TensorBoard, "available", staticmethod(lambda: True))
+    assert any(isinstance(c, TensorBoard) for c in standard_callbacks(cfg, tmp_path, None))
