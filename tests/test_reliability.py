@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 from collections.abc import Iterator
 from dataclasses import asdict
@@ -19,9 +20,11 @@ from torchrec_nas.cli import main
 from torchrec_nas.config import Config
 from torchrec_nas.config_utils import ConfigError
 from torchrec_nas.runtime import LocalRuntime
+from torchrec_nas.runtime.default import default_runtime
 from torchrec_nas.runtime.trainer import Trainer
 from torchrec_nas.stages.models import final_candidates
-from torchrec_nas.train.checkpoint import json_dumps, write_json_atomic
+from torchrec_nas.train.checkpoint import CheckpointError, json_dumps, write_json_atomic
+from torchrec_nas.train.resume import FileCheckpointer
 
 TINY = """
 seed: 0
@@ -76,16 +79,17 @@ def test_divergence_stops_with_the_stage_and_step_and_keeps_the_last_checkpoint(
 ) -> None:
     cfg_path = config(tmp_path)
     sgd = "progress: false, optimizer: {name: sgd, lr: 1.0e+6}}"
-    cfg_path.write_text(TINY.replace("progress: false}", sgd, 1))
+    every_step = TINY.replace("checkpoint_every: 4, eval", "checkpoint_every: 1, eval", 1)
+    cfg_path.write_text(every_step.replace("progress: false}", sgd, 1))
     out = tmp_path / "out"
     assert main(["supernet", "--config", str(cfg_path), "--out", str(out), "--quiet"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "supernet: the training loss is nan at step" in err[0]
     assert not (out / "supernet.pt").exists() and not (out / "supernet.json").exists()
-    ckpt = out / "supernet" / "checkpoint.pt"
-    if ckpt.exists():  # a checkpoint before the divergence holds finite weights only
-        state = torch.load(ckpt, weights_only=False)
-        assert all(torch.isfinite(t).all() for t in state["model"].values())
+    kept = re.search(r"last good checkpoint, step (\d+)", err[0])
+    assert kept is not None
+    steps = sorted(p.name for p in (out / "supernet" / "dcp").iterdir())
+    assert int(kept.group(1)) > 0 and steps[-1] == f"step_{int(kept.group(1)):09d}"
     assert "NaN" not in (out / "supernet" / "train_log.jsonl").read_text()
 
 
@@ -97,10 +101,11 @@ def test_json_files_never_hold_nan(tmp_path: Path) -> None:
         Config.from_dict({"supernet": {"optimizer": {"lr": float("nan")}}}, "f.yaml")
 
 
-def test_resumed_supernet_leaves_clean_records(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sharded", [True, False], ids=["dmp", "plain"])
+def test_resumed_supernet_leaves_clean_records(tmp_path: Path, sharded: bool) -> None:
     cfg = Config.load(config(tmp_path))
     out = tmp_path / "out"
-    runtime = LocalRuntime("cpu")
+    runtime = default_runtime(cfg) if sharded else LocalRuntime("cpu")
     data = runtime.data(cfg)
     train = data.train
     data.train = DieAfter(train, 7, Killed())  # dies in step 8; last checkpoint: step 4
@@ -108,8 +113,11 @@ def test_resumed_supernet_leaves_clean_records(tmp_path: Path) -> None:
     try:
         with pytest.raises(Killed):
             stages.run_supernet(cfg, out, runtime, data)
-        # A kill while a checkpoint was being written leaves its temporary file behind.
-        (out / "supernet" / ".checkpoint.pt.dead.tmp").write_bytes(b"")
+        # A kill while a checkpoint was being written leaves a part of it behind.
+        if sharded:
+            (out / "supernet" / "dcp" / "step_000000006").mkdir(parents=True)
+        else:
+            (out / "supernet" / ".checkpoint.pt.dead.tmp").write_bytes(b"")
         data.train = train
         result = stages.run_supernet(cfg, out, runtime, data)
     finally:
@@ -119,7 +127,13 @@ def test_resumed_supernet_leaves_clean_records(tmp_path: Path) -> None:
     assert summary["rows"] == 10 * 64  # all rows of the run, not only the resumed session's
     assert log_steps(out / "supernet" / "train_log.jsonl") == list(range(1, 11))
     assert not list((out / "supernet").glob(".*.tmp"))
-    for name in ("supernet.pt", "supernet.json", "supernet/checkpoint.pt"):
+    checkpoints = (
+        ["supernet/dcp/step_000000010/.metadata"] if sharded else ["supernet/checkpoint.pt"]
+    )
+    if sharded:
+        dcp = sorted(p.name for p in (out / "supernet" / "dcp").iterdir())
+        assert dcp == ["step_000000008", "step_000000010"]  # keep_checkpoints: 2
+    for name in ("supernet.pt", "supernet.json", *checkpoints):
         assert stat.S_IMODE((out / name).stat().st_mode) == 0o640, name
 
 
@@ -190,12 +204,16 @@ def test_bad_inputs_give_one_line_and_exit_2(
 ) -> None:
     cfg = config(tmp_path)
     out = tmp_path / "out"
-    (out / "supernet").mkdir(parents=True)
-    (out / "supernet" / "checkpoint.pt").write_bytes(b"\x00" * 10)
+    (out / "supernet" / "dcp" / "step_000000004").mkdir(parents=True)
+    (out / "supernet" / "dcp" / "step_000000004" / ".metadata").write_bytes(b"\x00" * 10)
     assert main(["supernet", "--config", str(cfg), "--out", str(out), "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "checkpoint.pt: not a readable checkpoint" in err
+    assert len(err.splitlines()) == 1 and "step_000000004: checkpoint could not be read" in err
     assert "delete it" in err
+    ckpt = tmp_path / "checkpoint.pt"  # the one-process form of a checkpoint
+    ckpt.write_bytes(b"\x00" * 10)
+    with pytest.raises(CheckpointError, match="not a readable checkpoint .*; delete it"):
+        FileCheckpointer(ckpt).load("supernet", torch.nn.Linear(1, 1), None)
 
     a_file = tmp_path / "file"
     a_file.write_text("")

@@ -88,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(args: argparse.Namespace, cfg: object) -> int:
     from torchrec_nas import stages
     from torchrec_nas.config import Config
-    from torchrec_nas.runtime.local import LocalRuntime
+    from torchrec_nas.runtime.default import default_runtime
     from torchrec_nas.space import Architecture
     from torchrec_nas.train.checkpoint import json_dumps
 
@@ -97,7 +97,7 @@ def _run(args: argparse.Namespace, cfg: object) -> int:
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out}: is a file, not a directory")
     out.mkdir(parents=True, exist_ok=True)
-    runtime = LocalRuntime(cfg.device)
+    runtime = default_runtime(cfg)
     cmd = args.command
     if cmd == "demo":
         from torchrec_nas.report import run_demo

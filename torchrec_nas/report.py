@@ -195,11 +195,11 @@ def run_demo(cfg: Config, out: str | Path) -> Path:
 
     Each stage resumes from what an earlier, killed run left under ``out``.
     """
-    from torchrec_nas.runtime.local import LocalRuntime
+    from torchrec_nas.runtime.default import default_runtime
     from torchrec_nas.stages import run_search, run_supernet, train_final
 
     out = Path(out)
-    runtime = LocalRuntime(cfg.device)
+    runtime = default_runtime(cfg)
     data = runtime.data(cfg)
     if not (out / "supernet.pt").exists():
         run_supernet(cfg, out, runtime, data)

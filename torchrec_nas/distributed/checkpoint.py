@@ -97,6 +97,14 @@ class DistributedCheckpointer:
         if dist.get_rank() == 0:
             for old in self.steps()[: -self.keep]:
                 self.fs.rm(f"{self.fs_root}/step_{old:09d}", recursive=True)
+            self.remove_incomplete()
+
+    def remove_incomplete(self) -> None:
+        """Removes step directories without ``.metadata``: saves a kill cut short."""
+        for entry in self.fs.ls(self.fs_root, detail=False):
+            name = entry.rstrip("/").rsplit("/", 1)[-1]
+            if STEP_DIR.match(name) and not self.fs.exists(f"{entry.rstrip('/')}/.metadata"):
+                self.fs.rm(entry, recursive=True)
 
     def load(self, desc: str, model: nn.Module, optimizer: Any) -> ResumePoint | None:
         """Restores the latest complete checkpoint into ``model`` and ``optimizer`` in place;
@@ -109,6 +117,7 @@ class DistributedCheckpointer:
         state = self._state(desc, model, optimizer)
         path = self.path(steps[-1])
         try:
+            self._reader(path).read_metadata()  # a clear error before DCP logs its own
             dcp.load(state, storage_reader=self._reader(path))
         except Exception as e:
             raise CheckpointError(

@@ -7,7 +7,7 @@ from pathlib import Path
 from torchrec_nas.config import Config
 from torchrec_nas.data import DataSpec, DataSplits
 from torchrec_nas.runtime.base import Runtime
-from torchrec_nas.runtime.local import LocalRuntime
+from torchrec_nas.runtime.default import default_runtime
 from torchrec_nas.stages.models import load_model, read_model_file, spec_differences
 from torchrec_nas.train.metrics import EvalResult, evaluate
 
@@ -38,7 +38,7 @@ def evaluate_saved_model(
 
         result = evaluate_saved_model(cfg, "runs/demo/train/model_nasrec.pt")
     """
-    runtime = runtime or LocalRuntime(cfg.device)
+    runtime = runtime or default_runtime(cfg)
     saved = DataSpec.from_dict(read_model_file(path)["spec"])
     data = data or runtime.data(cfg)
     diffs = spec_differences(saved, data.spec)

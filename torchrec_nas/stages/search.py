@@ -10,7 +10,7 @@ from torchrec_nas.config import Config
 from torchrec_nas.data import DataSplits
 from torchrec_nas.hardware.flops import architecture_costs
 from torchrec_nas.runtime.base import Runtime
-from torchrec_nas.runtime.local import LocalRuntime
+from torchrec_nas.runtime.default import default_runtime
 from torchrec_nas.search.evaluator import SupernetEvaluator
 from torchrec_nas.search.evolution import make_strategy
 from torchrec_nas.search.history import Evaluation, SearchHistory
@@ -55,7 +55,7 @@ def run_search(
 
         summary = run_search(cfg, "runs/demo")
     """
-    runtime = runtime or LocalRuntime(cfg.device)
+    runtime = runtime or default_runtime(cfg)
     out = Path(out)
     data = data or runtime.data(cfg)
     model = unwrap_supernet(runtime, trained_supernet(cfg, out, runtime, data))

@@ -14,7 +14,7 @@ from torchrec_nas.data import DataSplits
 from torchrec_nas.models import NASRecModel
 from torchrec_nas.runtime.base import Runtime
 from torchrec_nas.runtime.callbacks import standard_callbacks
-from torchrec_nas.runtime.local import LocalRuntime
+from torchrec_nas.runtime.default import default_runtime
 from torchrec_nas.runtime.trainer import Trainer, TrainResult, batches_per_epoch
 from torchrec_nas.space import Architecture
 from torchrec_nas.stages.models import build_supernet, load_supernet, supernet_meta
@@ -51,7 +51,7 @@ def run_supernet(
 
         run_supernet(Config.load("configs/demo.yaml"), "runs/demo")
     """
-    runtime = runtime or LocalRuntime(cfg.device)
+    runtime = runtime or default_runtime(cfg)
     out = Path(out)
     data = data or runtime.data(cfg)
     sc = cfg.supernet

@@ -15,7 +15,7 @@ from torchrec_nas.data import DataSplits
 from torchrec_nas.hardware.flops import architecture_costs
 from torchrec_nas.runtime.base import Runtime
 from torchrec_nas.runtime.callbacks import standard_callbacks
-from torchrec_nas.runtime.local import LocalRuntime
+from torchrec_nas.runtime.default import default_runtime
 from torchrec_nas.runtime.trainer import Trainer, TrainResult, batches_per_epoch
 from torchrec_nas.space import Architecture
 from torchrec_nas.stages.models import ModelBuilder, final_candidates, model_costs, save_model
@@ -72,7 +72,7 @@ def train_final(
 
         train_final(cfg, "runs/demo", Architecture.load("runs/demo/best_arch.json"))
     """
-    runtime = runtime or LocalRuntime(cfg.device)
+    runtime = runtime or default_runtime(cfg)
     out = Path(out)
     data = data or runtime.data(cfg)
     tables = data.spec.tables(cfg.space.embedding_dim)
