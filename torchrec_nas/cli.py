@@ -62,27 +62,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("torch.fx._symbolic_trace").setLevel(logging.ERROR)
     # Imported here so that `--help` answers at once.
     from torchrec_nas.config import Config
-    from torchrec_nas.config_utils import ConfigError
-    from torchrec_nas.runtime.trainer import TrainingDiverged
-    from torchrec_nas.space import ArchitectureError
+    from torchrec_nas.runtime.failures import failure_line
 
-    prefix = f"torchrec-nas {args.command}"
     try:
         cfg = Config.load(args.config)
         if args.quiet:
             cfg.supernet.progress = cfg.train.progress = cfg.search.progress = False
         return _run(args, cfg)
-    except (ConfigError, ArchitectureError, FileNotFoundError, ValueError) as e:
-        print(f"{prefix}: error: {e}", file=sys.stderr)
-        return 2
-    except TrainingDiverged as e:
-        print(f"{prefix}: error: {e}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt as e:
-        step = getattr(e, "resume_step", None)
-        where = f" from step {step}" if step is not None else ""
-        print(f"{prefix}: interrupted; rerun the same command to resume{where}", file=sys.stderr)
-        return 130
+    except (KeyboardInterrupt, Exception) as e:
+        failure = failure_line(f"torchrec-nas {args.command}", e)
+        if failure is None:
+            raise
+        print(failure[1], file=sys.stderr)
+        return failure[0]
 
 
 def _run(args: argparse.Namespace, cfg: object) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -39,16 +40,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     from torchrec_nas.config import Config
     from torchrec_nas.distributed.context import shutdown_distributed
     from torchrec_nas.runtime.distributed import DistributedRuntime
+    from torchrec_nas.runtime.failures import failure_line
     from torchrec_nas.space import Architecture
     from torchrec_nas.stages import run_search, run_supernet, train_final
     from torchrec_nas.train.checkpoint import json_dumps
 
-    cfg = Config.load(args.config)
-    if args.quiet:
-        cfg.supernet.progress = cfg.train.progress = cfg.search.progress = False
-    runtime = DistributedRuntime.start(cfg)
     out = Path(args.out)
     try:
+        cfg = Config.load(args.config)
+        if args.quiet:
+            cfg.supernet.progress = cfg.train.progress = cfg.search.progress = False
+        runtime = DistributedRuntime.start(cfg)
         result: object = None
         data = runtime.data(cfg)
         if args.stage in ("supernet", "all"):
@@ -62,6 +64,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             result = train_final(cfg, out, Architecture.load(arch_path), data, runtime)
         if runtime.is_primary:
             print(json_dumps(result))
+    except (KeyboardInterrupt, Exception) as e:
+        failure = failure_line(f"rank {os.environ.get('RANK', '0')}: torchrec-nas {args.stage}", e)
+        if failure is None:
+            raise
+        print(failure[1], file=sys.stderr)
+        return failure[0]
     finally:
         shutdown_distributed()
     return 0

@@ -8,7 +8,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
+from torchrec.datasets.utils import Batch
 
 from torchrec_nas.config import Config
 from torchrec_nas.data import DataSplits
@@ -39,8 +41,9 @@ def train_trial(
     plan = out / trial / "sharding_plan.txt"
     model, opt = runtime.prepare(build(), loop.optimizer, total, cfg, plan)
 
-    def forward(batch: Any) -> Any:
-        return model(batch)
+    def forward(batch: Batch) -> torch.Tensor:
+        logits: torch.Tensor = model(batch)
+        return logits
 
     checkpointer = runtime.checkpointer(cfg, out, trial)
     callbacks = standard_callbacks(loop, out / trial, checkpointer, runtime.is_primary)
