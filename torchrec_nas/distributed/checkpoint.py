@@ -18,6 +18,7 @@ from torch import nn
 from torch.distributed.checkpoint import FileSystemReader, FileSystemWriter
 from torch.distributed.checkpoint.storage import StorageReader, StorageWriter
 
+from torchrec_nas.distributed.sharding import sharded_tensor_warnings_off
 from torchrec_nas.train.checkpoint import CheckpointError
 from torchrec_nas.train.resume import ResumePoint
 
@@ -92,7 +93,8 @@ class DistributedCheckpointer:
         """Writes checkpoint ``point.step`` (every rank must call it), then drops old ones."""
         state = self._state(desc, model, optimizer)
         state.update(point.to_dict())
-        dcp.save(state, storage_writer=self._writer(self.path(point.step)))
+        with sharded_tensor_warnings_off():
+            dcp.save(state, storage_writer=self._writer(self.path(point.step)))
         dist.barrier()
         if dist.get_rank() == 0:
             for old in self.steps()[: -self.keep]:
@@ -118,7 +120,8 @@ class DistributedCheckpointer:
         path = self.path(steps[-1])
         try:
             self._reader(path).read_metadata()  # a clear error before DCP logs its own
-            dcp.load(state, storage_reader=self._reader(path))
+            with sharded_tensor_warnings_off():
+                dcp.load(state, storage_reader=self._reader(path))
         except Exception as e:
             raise CheckpointError(
                 f"{path}: checkpoint could not be read ({type(e).__name__}); delete it to "
@@ -139,6 +142,7 @@ class DistributedCheckpointer:
             raise FileNotFoundError(f"{self.root}: no complete checkpoint")
         step = steps[-1] if step is None else step
         state = {"model": model.state_dict()}
-        dcp.load(state, storage_reader=self._reader(self.path(step)))
+        with sharded_tensor_warnings_off():
+            dcp.load(state, storage_reader=self._reader(self.path(step)))
         model.load_state_dict(state["model"])
         return step
