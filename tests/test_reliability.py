@@ -152,14 +152,14 @@ def test_a_finished_trial_reports_its_real_final_loss(tmp_path: Path) -> None:
 def test_ctrl_c_exits_130_naming_the_step_to_resume_from(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    step = Trainer._train_step
+    step = Trainer.train_step
 
     def interrupted(self: Trainer, batch: Any, state: Any) -> None:
         if state.step == 6:
             raise KeyboardInterrupt
         step(self, batch, state)
 
-    monkeypatch.setattr(Trainer, "_train_step", interrupted)
+    monkeypatch.setattr(Trainer, "train_step", interrupted)
     cfg, out = config(tmp_path), tmp_path / "out"
     assert main(["supernet", "--config", str(cfg), "--out", str(out), "--quiet"]) == 130
     err = capsys.readouterr().err.strip()

@@ -214,7 +214,12 @@ class Trainer:
     def _mean(self, loss: torch.Tensor) -> float:
         return float(self.runtime.mean(loss.detach()) if self.runtime else loss.detach())
 
-    def _train_step(self, batch: Batch, state: TrainState) -> None:
+    def train_step(self, batch: Batch, state: TrainState) -> None:
+        """One optimizer step on ``batch``; advances ``state``.
+
+        Raises:
+            TrainingDiverged: the loss is not finite (checked before anything is updated).
+        """
         if self.device is not None:
             batch = batch.to(self.device)
         logits = self.train_forward(batch, state.step)
@@ -255,7 +260,7 @@ class Trainer:
             batches = endless(train, skip=state.step)
             t0 = time.perf_counter()
             while state.step < state.total and not state.stopped_early:
-                self._train_step(next(batches), state)
+                self.train_step(next(batches), state)
                 state.seconds = time.perf_counter() - t0
                 every = self.cfg.eval_every
                 if val is not None and every and state.step % every == 0:
