@@ -11,8 +11,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from torchrec_nas.config import Config
-from torchrec_nas.distributed import stages
-from torchrec_nas.distributed.context import init_distributed
+from torchrec_nas.runtime.distributed import DistributedRuntime
+from torchrec_nas.stages import run_supernet
 
 
 class CrashAfter:
@@ -34,10 +34,10 @@ class CrashAfter:
 def main() -> None:
     config, out, crash_after = sys.argv[1], sys.argv[2], int(sys.argv[3])
     cfg = Config.load(config)
-    ctx = init_distributed(cfg.distributed.backend, cfg.device)
-    data = stages.build_rank_data(cfg, ctx)
+    runtime = DistributedRuntime.start(cfg)
+    data = runtime.data(cfg)
     data.train = CrashAfter(data.train, crash_after)
-    stages.run_supernet_distributed(cfg, out, ctx, data)
+    run_supernet(cfg, out, runtime, data)
 
 
 if __name__ == "__main__":

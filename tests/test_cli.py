@@ -64,7 +64,7 @@ def test_demo_writes_every_result(demo_run: tuple[Path, Path]) -> None:
 
 def test_saved_model_loads_back_in_one_call(demo_run: tuple[Path, Path]) -> None:
     from torchrec_nas.data import build_data
-    from torchrec_nas.pipeline import load_model
+    from torchrec_nas.stages import load_model
     from torchrec_nas.train.metrics import evaluate
 
     cfg_path, out = demo_run

@@ -1,8 +1,9 @@
 """Distributed supernet training and search on CPU with 2 gloo ranks under torchrun.
 
 Each multi-process test starts ``torchrun`` (2 ranks, about 10 s of imports and setup) on a
-tiny config. The one-process reference runs through the CLI in a subprocess, so that every
-run starts from the same fresh process state.
+tiny config. The one-process reference runs through the CLI (DMP with one rank) in a
+subprocess, so that every run starts from the same fresh process state; tests/test_runtime.py
+checks that one rank trains what the plain runtime trains.
 """
 
 from __future__ import annotations

@@ -18,11 +18,11 @@ import pytest
 from torchrec_nas.cli import main
 from torchrec_nas.config import Config
 from torchrec_nas.data import build_data
-from torchrec_nas.pipeline import load_supernet, run_search, run_supernet
 from torchrec_nas.search.batches import IndexedBatches, finetune_order
 from torchrec_nas.search.evaluator import FinetuneConfig, SupernetEvaluator
 from torchrec_nas.search.history import Evaluation, HistoryError, SearchHistory
 from torchrec_nas.space import SearchSpace
+from torchrec_nas.stages import load_supernet, run_search, run_supernet
 
 TINY = """
 seed: 0

@@ -11,9 +11,12 @@ from helpers import random_batch, tiny_tables
 
 from torchrec_nas import NASRecModel, SearchSpace
 from torchrec_nas.models import build_baseline
-from torchrec_nas.train.loop import LoopConfig, train_loop
+from torchrec_nas.runtime import Trainer, standard_callbacks
+from torchrec_nas.train.checkpoint import CheckpointError
+from torchrec_nas.train.config import LoopConfig
 from torchrec_nas.train.metrics import BinaryMetrics, evaluate
 from torchrec_nas.train.optim import ModelOptimizer, OptimizerConfig, lr_factor
+from torchrec_nas.train.resume import FileCheckpointer
 from torchrec_nas.train.sampling import PathSampler
 
 SPACE = SearchSpace.from_mapping(
@@ -46,10 +49,10 @@ def test_cosine_schedule_with_warmup() -> None:
 def test_embedding_tables_use_torchrec_fused_optimizer() -> None:
     model = NASRecModel(tiny_tables(), 4, SPACE)
     opt = ModelOptimizer(model, OptimizerConfig(), total_steps=10)
-    assert opt.sparse_params and all(
-        hasattr(p, "_in_backward_optimizers") for p in opt.sparse_params
+    assert opt.table_params and all(
+        hasattr(p, "_in_backward_optimizers") for _, p in opt.table_params
     )
-    table = opt.sparse_params[0]
+    table = opt.table_params[0][1]
     before = table.detach().clone()
     model(random_batch(), SPACE.sample(random.Random(0))).sum().backward()
     assert table.grad is None  # consumed by the in-backward update
@@ -66,12 +69,26 @@ def test_training_lowers_the_loss_on_a_learnable_batch() -> None:
     cfg = LoopConfig(
         steps=60, optimizer=OptimizerConfig(lr=0.05), checkpoint_every=0, progress=False
     )
-    train_loop(model, lambda b, s: model(b), data, cfg)
+    Trainer(model, ModelOptimizer(model, cfg.optimizer, 60), cfg, lambda b, s: model(b)).fit(data)
     assert evaluate(model, data).logloss < before - 0.05
 
 
 class Killed(Exception):
     pass
+
+
+def train(
+    model: torch.nn.Module,
+    forward,  # type: ignore[no-untyped-def]
+    cfg: LoopConfig,
+    out: Path | None,
+    desc: str = "supernet",
+) -> None:
+    """The Trainer as a stage drives it: checkpoints and a JSONL log under ``out``."""
+    opt = ModelOptimizer(model, cfg.optimizer, cfg.total_steps(None))
+    ckpt = FileCheckpointer(out / "checkpoint.pt") if out is not None else None
+    callbacks = standard_callbacks(cfg, out, ckpt)
+    Trainer(model, opt, cfg, forward, desc=desc, callbacks=callbacks).fit(batches())
 
 
 def _supernet_run(out: Path | None, steps: int, die_after: int | None = None) -> NASRecModel:
@@ -82,10 +99,9 @@ def _supernet_run(out: Path | None, steps: int, die_after: int | None = None) ->
     def forward(batch, step):  # type: ignore[no-untyped-def]
         if die_after is not None and step >= die_after:
             raise Killed
-        return model(batch, sampler(max(step, 0)))
+        return model(batch, sampler(step))
 
-    cfg = LoopConfig(steps=steps, checkpoint_every=3, progress=False)
-    train_loop(model, forward, batches(), cfg, out, desc="supernet")
+    train(model, forward, LoopConfig(steps=steps, checkpoint_every=3, progress=False), out)
     return model
 
 
@@ -107,15 +123,9 @@ def test_killed_run_resumes_to_the_same_model(tmp_path: Path) -> None:
 def test_checkpoint_of_another_stage_is_refused(tmp_path: Path) -> None:
     _supernet_run(tmp_path, steps=3)
     model = NASRecModel(tiny_tables(), 4, SPACE)
-    with pytest.raises(RuntimeError, match="checkpoint is of 'supernet'"):
-        train_loop(
-            model,
-            lambda b, s: model(b, SPACE.largest()),
-            batches(),
-            LoopConfig(steps=4, progress=False),
-            tmp_path,
-            desc="other",
-        )
+    with pytest.raises(CheckpointError, match="checkpoint is of 'supernet'"):
+        cfg = LoopConfig(steps=4, progress=False)
+        train(model, lambda b, s: model(b, SPACE.largest()), cfg, tmp_path, desc="other")
 
 
 def test_metrics_match_hand_computation() -> None:
@@ -128,3 +138,53 @@ def test_metrics_match_hand_computation() -> None:
     assert r.logloss == pytest.approx(expected, rel=1e-5)
     assert r.auc == pytest.approx(0.5)  # positives ranked 1st and 4th of 4
     assert r.ne == pytest.approx(expected / 0.6931, rel=1e-3)
+
+
+def test_early_stopping_ends_the_run_and_a_rerun_keeps_it_ended(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = build_baseline(
+        "dlrm", tiny_tables(), 4, dense_arch_layer_sizes=[16], over_arch_layer_sizes=[16]
+    )
+    # A tiny learning rate barely moves the loss: patience 1 stops at the second validation.
+    cfg = LoopConfig(
+        steps=40,
+        optimizer=OptimizerConfig(lr=1e-9, sparse_lr=1e-9, schedule="constant"),
+        eval_every=2,
+        early_stopping_patience=1,
+        checkpoint_every=0,
+        log_every=1,
+        progress=False,
+    )
+    val = [random_batch(batch_size=32, seed=100)]
+
+    def fit() -> int:
+        opt = ModelOptimizer(model, cfg.optimizer, 40)
+        ckpt = FileCheckpointer(tmp_path / "checkpoint.pt")
+        trainer = Trainer(
+            model,
+            opt,
+            cfg,
+            lambda b, s: model(b),
+            model,
+            "t",
+            standard_callbacks(cfg, tmp_path, ckpt),
+        )
+        result = trainer.fit(batches(), val)
+        assert result.stopped_early
+        return result.steps
+
+    steps = fit()
+    assert steps < 40
+    assert fit() == steps  # resumed from the final checkpoint: no more training
+
+
+def test_tensorboard_is_skipped_cleanly_when_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from torchrec_nas.runtime import TensorBoard
+
+    cfg = LoopConfig(steps=2, tensorboard=True, progress=False)
+    monkeypatch.setattr(TensorBoard, "available", staticmethod(lambda: False))
+    assert not any(isinstance(c, TensorBoard) for c in standard_callbacks(cfg, tmp_path, None))
+    monkeypatch.setattr(TensorBoard, "available", staticmethod(lambda: True))
+    assert any(isinstance(c, TensorBoard) for c in standard_callbacks(cfg, tmp_path, None))

@@ -11,9 +11,9 @@
 
 from __future__ import annotations
 
-import json
 import random
 import time
+from collections.abc import Callable
 from itertools import cycle, islice
 from pathlib import Path
 from typing import Any
@@ -24,19 +24,16 @@ from torchmetrics.functional import kendall_rank_corrcoef
 from torchrec.datasets.utils import Batch
 
 from torchrec_nas.config import Config
-from torchrec_nas.data import DataSplits, build_data
+from torchrec_nas.data import DataSplits
 from torchrec_nas.models import NASRecModel, NASRecSubnet
-from torchrec_nas.pipeline import (
-    _fixed_forward,
-    build_supernet,
-    device_of,
-    load_supernet,
-    run_supernet,
-)
+from torchrec_nas.runtime.callbacks import standard_callbacks
+from torchrec_nas.runtime.local import LocalRuntime
+from torchrec_nas.runtime.trainer import Trainer
 from torchrec_nas.search.evaluator import SupernetEvaluator
 from torchrec_nas.space import Architecture
-from torchrec_nas.train.checkpoint import write_text_atomic
-from torchrec_nas.train.loop import LoopConfig, train_loop
+from torchrec_nas.stages import build_supernet, load_supernet, run_search, run_supernet
+from torchrec_nas.train.checkpoint import write_json_atomic
+from torchrec_nas.train.config import LoopConfig
 from torchrec_nas.train.metrics import evaluate
 from torchrec_nas.train.optim import ModelOptimizer
 
@@ -57,6 +54,16 @@ def _timed_steps(
     return time.perf_counter() - t0
 
 
+def standalone_forward(model: torch.nn.Module) -> Callable[[Batch, int], torch.Tensor]:
+    """The training forward of a model with no path to choose."""
+
+    def forward(batch: Batch, step: int) -> torch.Tensor:
+        logits: torch.Tensor = model(batch)
+        return logits
+
+    return forward
+
+
 def weight_sharing_cost(cfg: Config, data: DataSplits) -> dict[str, Any]:
     """Rows/s of the supernet against materialized fixed models on the same architectures.
 
@@ -66,7 +73,7 @@ def weight_sharing_cost(cfg: Config, data: DataSplits) -> dict[str, Any]:
     steps = cfg.bench.sharing_steps
     batches = list(islice(cycle(iter(data.train)), steps + 1))
     rows = sum(b.labels.numel() for b in batches[1:])
-    supernet = build_supernet(cfg, data.spec)
+    supernet = build_supernet(cfg, data.spec).to(LocalRuntime(cfg.device).device)
     total_steps = steps * cfg.bench.sharing_archs * 2
     super_opt = ModelOptimizer(supernet, cfg.supernet.optimizer, total_steps)
     rng = random.Random(f"{cfg.seed}:bench")
@@ -106,11 +113,14 @@ def weight_sharing_cost(cfg: Config, data: DataSplits) -> dict[str, Any]:
 def ranking_correlation(cfg: Config, data: DataSplits, out: Path) -> dict[str, Any]:
     """Kendall's tau between supernet-inherited and stand-alone validation loglosses."""
     supernet_path = out / "supernet.pt"
+    runtime = LocalRuntime(cfg.device)
     if not supernet_path.exists():
-        run_supernet(cfg, out, data)
-    supernet: NASRecModel = load_supernet(cfg, supernet_path, data.spec)
-    device = device_of(cfg)
-    evaluator = SupernetEvaluator(supernet, data.train, data.val, cfg.search.finetune, device)
+        run_supernet(cfg, out, runtime, data)
+    device = runtime.device
+    supernet: NASRecModel = load_supernet(cfg, supernet_path, data.spec).to(device)
+    evaluator = SupernetEvaluator(
+        supernet, data.train, data.val, cfg.search.finetune, device, seed=cfg.seed
+    )
     rng = random.Random(f"{cfg.seed}:kendall")
     archs: list[Architecture] = list(cfg.space.enumerate_samples(rng, cfg.bench.kendall_subnets))
     tables = data.spec.tables(cfg.space.embedding_dim)
@@ -125,9 +135,10 @@ def ranking_correlation(cfg: Config, data: DataSplits, out: Path) -> dict[str, A
         score = evaluator(arch)["logloss"]
         torch.manual_seed(cfg.seed + i)
         model = NASRecSubnet.build(tables, len(data.spec.dense_names), cfg.space, arch).to(device)
-        train_loop(
-            model, _fixed_forward(model), data.train, loop, None, None, f"subnet {i}", device
-        )
+        opt = ModelOptimizer(model, loop.optimizer, cfg.bench.kendall_steps)
+        callbacks = standard_callbacks(loop, None, None)
+        forward = standalone_forward(model)
+        Trainer(model, opt, loop, forward, None, f"subnet {i}", callbacks, runtime).fit(data.train)
         model.eval()
         alone = evaluate(model, data.val, cfg.search.finetune.eval_batches, device).logloss
         inherited.append(score)
@@ -152,18 +163,20 @@ def codesign(cfg: Config, data: DataSplits, out: Path) -> dict[str, Any]:
     :func:`torchrec_nas.search.codesign.codesign_summary`). Trains the supernet and runs the
     search under ``out`` first if they are missing."""
     from torchrec_nas.hardware.flops import architecture_costs
-    from torchrec_nas.pipeline import run_search
     from torchrec_nas.search.codesign import codesign_summary
     from torchrec_nas.search.history import SearchHistory
 
     if not cfg.space.bit_choices:
         raise ValueError("codesign needs a space with bit_choices (see configs/codesign-demo.yaml)")
+    runtime = LocalRuntime(cfg.device)
     if not (out / "supernet.pt").exists():
-        run_supernet(cfg, out, data)
-    run_search(cfg, out, data)
-    supernet = load_supernet(cfg, out / "supernet.pt", data.spec)
-    device = device_of(cfg)
-    evaluator = SupernetEvaluator(supernet, data.train, data.val, cfg.search.finetune, device)
+        run_supernet(cfg, out, runtime, data)
+    run_search(cfg, out, runtime, data)
+    device = runtime.device
+    supernet = load_supernet(cfg, out / "supernet.pt", data.spec).to(device)
+    evaluator = SupernetEvaluator(
+        supernet, data.train, data.val, cfg.search.finetune, device, seed=cfg.seed
+    )
     tables = data.spec.tables(cfg.space.embedding_dim)
     objective = cfg.search.objective
 
@@ -183,7 +196,7 @@ def run_bench(cfg: Config, out: str | Path, only: str | None = None) -> dict[str
         run_bench(Config.load("configs/demo.yaml"), "runs/bench", only="sharing")
     """
     out = Path(out)
-    data = build_data(cfg.data, cfg.seed)
+    data = LocalRuntime(cfg.device).data(cfg)
     result: dict[str, Any] = {}
     if only in (None, "sharing"):
         result["weight_sharing"] = weight_sharing_cost(cfg, data)
@@ -192,5 +205,5 @@ def run_bench(cfg: Config, out: str | Path, only: str | None = None) -> dict[str
     if only == "codesign":
         result["codesign"] = codesign(cfg, data, out)
     name = "bench.json" if only is None else f"bench_{only}.json"
-    write_text_atomic(out / name, json.dumps(result, indent=2))
+    write_json_atomic(out / name, result)
     return result

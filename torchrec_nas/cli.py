@@ -1,13 +1,13 @@
-"""The ``torchrec-nas`` command: thin wrappers over :mod:`torchrec_nas.pipeline`.
+"""The ``torchrec-nas`` command: thin wrappers over :mod:`torchrec_nas.stages`.
 
 Every subcommand takes ``--config FILE.yaml`` (defaults to the embedded demo config) and
-``--out DIR``; results are files under ``--out``.
+``--out DIR``; results are files under ``--out``. A failure is one line on stderr: exit 2 for
+a bad config, file or argument, 1 for a diverged training, 130 for Ctrl-C.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from collections.abc import Sequence
@@ -62,9 +62,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("torch.fx._symbolic_trace").setLevel(logging.ERROR)
     # Imported here so that `--help` answers at once.
     from torchrec_nas.config import Config
-    from torchrec_nas.config_utils import ConfigError
-    from torchrec_nas.runlock import RunLock, RunLockError
-    from torchrec_nas.space import ArchitectureError
+    from torchrec_nas.runlock import RunLock
+    from torchrec_nas.runtime.failures import failure_line
 
     try:
         cfg = Config.load(args.config)
@@ -74,19 +73,27 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run(args, cfg)
         with RunLock(args.out):
             return _run(args, cfg)
-    except (ConfigError, ArchitectureError, FileNotFoundError, ValueError, RunLockError) as e:
-        print(f"torchrec-nas {args.command}: error: {e}", file=sys.stderr)
-        return 2
+    except (KeyboardInterrupt, Exception) as e:
+        failure = failure_line(f"torchrec-nas {args.command}", e)
+        if failure is None:
+            raise
+        print(failure[1], file=sys.stderr)
+        return failure[0]
 
 
 def _run(args: argparse.Namespace, cfg: object) -> int:
-    from torchrec_nas import pipeline
+    from torchrec_nas import stages
     from torchrec_nas.config import Config
+    from torchrec_nas.runtime.default import default_runtime
     from torchrec_nas.space import Architecture
+    from torchrec_nas.train.checkpoint import json_dumps
 
     assert isinstance(cfg, Config)
     out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out}: is a file, not a directory")
     out.mkdir(parents=True, exist_ok=True)
+    runtime = default_runtime(cfg)
     cmd = args.command
     if cmd == "demo":
         from torchrec_nas.report import run_demo
@@ -94,39 +101,33 @@ def _run(args: argparse.Namespace, cfg: object) -> int:
         report = run_demo(cfg, out)
         print(f"report: {report}")
     elif cmd == "supernet":
-        result = pipeline.run_supernet(cfg, out)
-        print(json.dumps(result.to_dict(), indent=2))
+        print(json_dumps(stages.run_supernet(cfg, out, runtime).to_dict()))
     elif cmd == "search":
-        print(json.dumps(pipeline.run_search(cfg, out), indent=2))
+        print(json_dumps(stages.run_search(cfg, out, runtime)))
     elif cmd == "train":
         arch_path = Path(args.arch) if args.arch else out / "best_arch.json"
         arch = Architecture.load(arch_path)
         if args.no_baselines:
             cfg.train.baselines.models = []
-        results = pipeline.train_final(cfg, out, arch)
-        print(json.dumps({k: v["test"] for k, v in results.items()}, indent=2))
+        results = stages.train_final(cfg, out, arch, runtime=runtime)
+        print(json_dumps({k: v["test"] for k, v in results.items()}))
     elif cmd == "evaluate":
-        from torchrec_nas.data import build_data
-        from torchrec_nas.train.metrics import evaluate
-
-        model = pipeline.load_model(args.model)
-        data = build_data(cfg.data, cfg.seed)
-        print(json.dumps(evaluate(model, data.test).to_dict(), indent=2))
+        print(json_dumps(stages.evaluate_saved_model(cfg, args.model, runtime).to_dict()))
     elif cmd == "estimate":
         from torchrec_nas.hardware.estimate import estimate_architecture
 
         arch = Architecture.load(args.arch)
         text, costs = estimate_architecture(cfg, arch, args.hardware, args.embedding_mode)
-        (out / "estimate.json").write_text(json.dumps(costs, indent=2))
+        (out / "estimate.json").write_text(json_dumps(costs))
         print(text)
     elif cmd == "bench":
         from torchrec_nas.bench import run_bench
 
-        print(json.dumps(run_bench(cfg, out, args.only), indent=2))
+        print(json_dumps(run_bench(cfg, out, args.only)))
     elif cmd == "preprocess":
         from torchrec_nas.data import preprocess_main
 
-        print(json.dumps(preprocess_main(cfg.data, str(out)), indent=2))
+        print(json_dumps(preprocess_main(cfg.data, str(out))))
     return 0
 
 

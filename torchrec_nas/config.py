@@ -17,6 +17,7 @@ Example YAML::
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from torchrec_nas.search.evaluator import FinetuneConfig
 from torchrec_nas.search.evolution import EvolutionConfig
 from torchrec_nas.search.objective import ObjectiveConfig
 from torchrec_nas.space import SearchSpace
-from torchrec_nas.train.loop import LoopConfig
+from torchrec_nas.train.config import LoopConfig
 
 
 @dataclass
@@ -104,7 +105,7 @@ class TrainConfig(LoopConfig):
 
     def validate(self) -> None:
         super().validate()
-        if any(lr <= 0 for lr in self.lr_grid):
+        if any(not (math.isfinite(lr) and lr > 0) for lr in self.lr_grid):
             raise ValueError(f"lr_grid: learning rates must be positive, got {self.lr_grid}")
 
 

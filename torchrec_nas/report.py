@@ -70,6 +70,8 @@ def _plot_search(history: SearchHistory, out_png: Path) -> bool:
 
 
 def _fmt(v: Any, digits: int = 4) -> str:
+    if v is None:
+        return "-"
     if isinstance(v, float):
         if not math.isfinite(v):
             return "-"
@@ -136,13 +138,13 @@ def write_report(cfg: Config, out: str | Path) -> Path:
     if supernet:
         parts += [
             "## Supernet training",
-            f"- steps: {supernet['steps']}, rows/s: {supernet['rows_per_second']:,.0f}, "
-            f"final loss: {supernet['final_loss']:.4f}",
+            f"- steps: {supernet['steps']}, rows/s: {_fmt(supernet['rows_per_second'])}, "
+            f"final loss: {_fmt(supernet['final_loss'])}",
         ]
         if supernet.get("val"):
             v = supernet["val"]
             parts.append(
-                f"- validation of a fixed wide path: logloss {v['logloss']:.4f}, AUC {v['auc']:.4f}"
+                f"- validation of a fixed wide path: logloss {_fmt(v['logloss'])}, AUC {_fmt(v['auc'])}"
             )
         if _plot_training(
             _read_jsonl(out / "supernet" / "train_log.jsonl"), out / "supernet_loss.png", "supernet"
@@ -178,8 +180,8 @@ def write_report(cfg: Config, out: str | Path) -> Path:
         for name, r in results.items():
             t = r["test"]
             parts.append(
-                f"| {name} | {t['logloss']:.4f} | {t['auc']:.4f} | {t['ne']:.4f} | "
-                f"{r['flops']:,.0f} | {r['params']:,.0f} | {r['train']['rows_per_second']:,.0f} |"
+                f"| {name} | {_fmt(t['logloss'])} | {_fmt(t['auc'])} | {_fmt(t['ne'])} | "
+                f"{_fmt(r['flops'])} | {_fmt(r['params'])} | {_fmt(r['train']['rows_per_second'])} |"
             )
         parts.append("")
     parts += ["## Configuration", "", "```json", json.dumps(to_mapping(cfg), indent=1), "```", ""]
@@ -193,15 +195,16 @@ def run_demo(cfg: Config, out: str | Path) -> Path:
 
     Each stage resumes from what an earlier, killed run left under ``out``.
     """
-    from torchrec_nas.data import build_data
-    from torchrec_nas.pipeline import run_search, run_supernet, train_final
+    from torchrec_nas.runtime.default import default_runtime
+    from torchrec_nas.stages import run_search, run_supernet, train_final
 
     out = Path(out)
-    data = build_data(cfg.data, cfg.seed)
+    runtime = default_runtime(cfg)
+    data = runtime.data(cfg)
     if not (out / "supernet.pt").exists():
-        run_supernet(cfg, out, data)
-    summary = run_search(cfg, out, data)
+        run_supernet(cfg, out, runtime, data)
+    summary = run_search(cfg, out, runtime, data)
     arch = Architecture.from_dict(summary["best"]["architecture"])
     if not (out / "train" / "results.json").exists():
-        train_final(cfg, out, arch, data)
+        train_final(cfg, out, arch, data, runtime)
     return write_report(cfg, out)

@@ -1,4 +1,4 @@
-"""Throughput of supernet training: the one-process path against ``DistributedModelParallel``
+"""Throughput of supernet training: the one-process runtime against ``DistributedModelParallel``
 on 1..N ranks, on the same config, architectures (the seed's path sampler) and global batch.
 
 Run it once per setting and compare the ``rows_per_second`` it prints (rank 0)::
@@ -24,6 +24,11 @@ from torch import nn
 from torchrec.datasets.utils import Batch
 
 from torchrec_nas.config import Config
+from torchrec_nas.distributed.context import shutdown_distributed
+from torchrec_nas.runtime.base import Runtime
+from torchrec_nas.runtime.distributed import DistributedRuntime
+from torchrec_nas.runtime.local import LocalRuntime
+from torchrec_nas.stages.models import build_supernet
 from torchrec_nas.train.sampling import PathSampler
 
 
@@ -50,57 +55,36 @@ def _time_steps(
     return time.perf_counter() - t0
 
 
-def bench_one_process(cfg: Config, steps: int, warmup: int) -> dict[str, Any]:
-    """Rows/s of the one-process path (``torchrec_nas.pipeline``'s model and optimizer)."""
-    from torchrec_nas.data import build_data
-    from torchrec_nas.pipeline import build_supernet
-    from torchrec_nas.train.optim import ModelOptimizer
-
-    data = build_data(cfg.data, cfg.seed)
-    batches = list(islice(cycle(iter(data.train)), warmup + steps))
-    model = build_supernet(cfg, data.spec)
-    opt = ModelOptimizer(model, cfg.supernet.optimizer, warmup + steps)
+def _bench(cfg: Config, runtime: Runtime, steps: int, warmup: int) -> float:
+    """Seconds of the timed steps of supernet training placed by ``runtime``."""
+    data = runtime.data(cfg)
+    batches = [b.to(runtime.device) for b in islice(cycle(iter(data.train)), warmup + steps)]
+    model, opt = runtime.prepare(
+        build_supernet(cfg, data.spec), cfg.supernet.optimizer, warmup + steps, cfg
+    )
     sampler = PathSampler(cfg.space, cfg.seed)
-    seconds = _time_steps(model, batches, sampler, opt.step, warmup, lambda: None)
+    return _time_steps(model, batches, sampler, opt.step, warmup, runtime.barrier)
+
+
+def bench_one_process(cfg: Config, steps: int, warmup: int) -> dict[str, Any]:
+    """Rows/s of the one-process runtime."""
+    seconds = _bench(cfg, LocalRuntime(cfg.device), steps, warmup)
     rows = steps * cfg.data.batch_size
     return {"mode": "one-process", "world_size": 1, "seconds": seconds, "rows": rows}
 
 
 def bench_distributed(cfg: Config, steps: int, warmup: int) -> dict[str, Any]:
-    """Rows/s (global) of the sharded path on the ranks of this ``torchrun`` job."""
-    import torch.distributed as dist
-
-    from torchrec_nas.distributed import stages
-    from torchrec_nas.distributed.context import init_distributed
-    from torchrec_nas.distributed.optim import ShardedModelOptimizer, apply_sparse_optimizer
-    from torchrec_nas.distributed.sharding import shard_model
-    from torchrec_nas.models import NASRecModel
-
-    ctx = init_distributed(cfg.distributed.backend, cfg.device)
-    data = stages.build_rank_data(cfg, ctx)
-    batches = [b.to(ctx.device) for b in islice(cycle(iter(data.train)), warmup + steps)]
-    torch.manual_seed(cfg.seed)
-    model = NASRecModel(
-        data.spec.tables(cfg.space.embedding_dim), len(data.spec.dense_names), cfg.space
-    )
-    apply_sparse_optimizer(model, cfg.supernet.optimizer)
-    sharded = shard_model(model, cfg.distributed, ctx, stages.rank_batch_size(cfg, ctx))
-    opt = ShardedModelOptimizer(
-        sharded.dmp,
-        cfg.supernet.optimizer,
-        warmup + steps,
-        allreduce=cfg.distributed.dense_sync == "allreduce",
-    )
-    sampler = PathSampler(cfg.space, cfg.seed)
-    seconds = _time_steps(sharded.dmp, batches, sampler, opt.step, warmup, lambda: dist.barrier())
+    """Rows/s (global) of the sharded runtime on the ranks of this ``torchrun`` job."""
+    runtime = DistributedRuntime.start(cfg)
+    seconds = _bench(cfg, runtime, steps, warmup)
     result = {
         "mode": f"dmp-{cfg.distributed.dense_sync}",
-        "world_size": ctx.world_size,
-        "backend": ctx.backend,
+        "world_size": runtime.world_size,
+        "backend": runtime.ctx.backend,
         "seconds": seconds,
         "rows": steps * cfg.data.batch_size,
     }
-    dist.destroy_process_group()
+    shutdown_distributed()
     return result
 
 

@@ -18,22 +18,25 @@ from torch import nn
 from torch.distributed.checkpoint import FileSystemReader, FileSystemWriter
 from torch.distributed.checkpoint.storage import StorageReader, StorageWriter
 
-from torchrec_nas.distributed.optim import ShardedModelOptimizer
+from torchrec_nas.distributed.sharding import sharded_tensor_warnings_off
+from torchrec_nas.train.checkpoint import CheckpointError
+from torchrec_nas.train.resume import ResumePoint
 
 logger = logging.getLogger(__name__)
 
-_STEP_DIR = re.compile(r"^step_(\d{9})$")
+STEP_DIR = re.compile(r"^step_(\d{9})$")
 
 
-def _is_url(path: str) -> bool:
+def is_remote_url(path: str) -> bool:
+    """Whether ``path`` is an fsspec URL other than a local ``file://`` one."""
     return "://" in path and not path.startswith("file://")
 
 
 class DistributedCheckpointer:
-    """Saves and restores ``{model, optimizer, step, rows}`` of a sharded training run under
-    ``root/step_NNNNNNNNN/``, keeping the latest ``keep``.
+    """Saves and restores ``{model, optimizer, step, rows, loss}`` of a sharded training run
+    under ``root/step_NNNNNNNNN/``, keeping the latest ``keep``.
 
-    It is the ``checkpointer`` that :func:`~torchrec_nas.train.loop.train_loop` takes.
+    It is a :class:`~torchrec_nas.train.resume.Checkpointer`.
 
     Args:
         root: a directory path or fsspec URL shared by all ranks.
@@ -42,8 +45,7 @@ class DistributedCheckpointer:
     Example::
 
         ckpt = DistributedCheckpointer("s3://bucket/run/supernet/dcp")
-        resumed = ckpt.load("supernet", sharded.dmp, opt)   # (step, rows) or None
-        ckpt.save("supernet", sharded.dmp, opt, step=100, rows=51200)
+        point = ckpt.load("supernet", dmp, optimizer)   # a ResumePoint or None
     """
 
     def __init__(self, root: str, keep: int = 2) -> None:
@@ -52,14 +54,14 @@ class DistributedCheckpointer:
         self.fs, self.fs_root = fsspec.core.url_to_fs(self.root)
 
     def _writer(self, path: str) -> StorageWriter:
-        if _is_url(path):
+        if is_remote_url(path):
             from torch.distributed.checkpoint._fsspec_filesystem import FsspecWriter
 
             return FsspecWriter(path)
         return FileSystemWriter(path.removeprefix("file://"))
 
     def _reader(self, path: str) -> StorageReader:
-        if _is_url(path):
+        if is_remote_url(path):
             from torch.distributed.checkpoint._fsspec_filesystem import FsspecReader
 
             return FsspecReader(path)
@@ -72,7 +74,7 @@ class DistributedCheckpointer:
         found = []
         for entry in self.fs.ls(self.fs_root, detail=False):
             name = entry.rstrip("/").rsplit("/", 1)[-1]
-            m = _STEP_DIR.match(name)
+            m = STEP_DIR.match(name)
             if m and self.fs.exists(f"{entry.rstrip('/')}/.metadata"):
                 found.append(int(m.group(1)))
         return sorted(found)
@@ -80,42 +82,58 @@ class DistributedCheckpointer:
     def path(self, step: int) -> str:
         return f"{self.root}/step_{step:09d}"
 
-    def _state(
-        self, desc: str, model: nn.Module, optimizer: ShardedModelOptimizer | None
-    ) -> dict[str, Any]:
-        state: dict[str, Any] = {"model": model.state_dict(), "desc": desc, "step": 0, "rows": 0}
+    def _state(self, desc: str, model: nn.Module, optimizer: Any) -> dict[str, Any]:
+        state: dict[str, Any] = {"model": model.state_dict(), "desc": desc}
+        state.update(step=0, rows=0, loss=0.0, loss_ema=0.0, stopped_early=False)
         if optimizer is not None:
             state["optimizer"] = optimizer.state_dict()
         return state
 
-    def save(self, desc: str, model: nn.Module, optimizer: Any, step: int, rows: int) -> None:
-        """Writes checkpoint ``step`` (every rank must call it), then drops old ones."""
+    def save(self, desc: str, model: nn.Module, optimizer: Any, point: ResumePoint) -> None:
+        """Writes checkpoint ``point.step`` (every rank must call it), then drops old ones."""
         state = self._state(desc, model, optimizer)
-        state.update(step=step, rows=rows)
-        dcp.save(state, storage_writer=self._writer(self.path(step)))
+        state.update(point.to_dict())
+        with sharded_tensor_warnings_off():
+            dcp.save(state, storage_writer=self._writer(self.path(point.step)))
         dist.barrier()
         if dist.get_rank() == 0:
             for old in self.steps()[: -self.keep]:
                 self.fs.rm(f"{self.fs_root}/step_{old:09d}", recursive=True)
+            self.remove_incomplete()
 
-    def load(self, desc: str, model: nn.Module, optimizer: Any) -> tuple[int, int] | None:
+    def remove_incomplete(self) -> None:
+        """Removes step directories without ``.metadata``: saves a kill cut short."""
+        for entry in self.fs.ls(self.fs_root, detail=False):
+            name = entry.rstrip("/").rsplit("/", 1)[-1]
+            if STEP_DIR.match(name) and not self.fs.exists(f"{entry.rstrip('/')}/.metadata"):
+                self.fs.rm(entry, recursive=True)
+
+    def load(self, desc: str, model: nn.Module, optimizer: Any) -> ResumePoint | None:
         """Restores the latest complete checkpoint into ``model`` and ``optimizer`` in place;
-        returns its ``(step, rows)``, or ``None`` if there is none."""
+        ``None`` if there is none."""
         steps = self.steps()
         if not steps:
             return None
-        if isinstance(optimizer, ShardedModelOptimizer):
+        if optimizer is not None:
             optimizer.init_state()
         state = self._state(desc, model, optimizer)
         path = self.path(steps[-1])
-        dcp.load(state, storage_reader=self._reader(path))
+        try:
+            self._reader(path).read_metadata()  # a clear error before DCP logs its own
+            with sharded_tensor_warnings_off():
+                dcp.load(state, storage_reader=self._reader(path))
+        except Exception as e:
+            raise CheckpointError(
+                f"{path}: checkpoint could not be read ({type(e).__name__}); delete it to "
+                "resume from the one before, or the whole directory to start afresh"
+            ) from e
         if state["desc"] != desc:
-            raise RuntimeError(f"{path}: checkpoint is of {state['desc']!r}, not {desc!r}")
+            raise CheckpointError(f"{path}: checkpoint is of {state['desc']!r}, not {desc!r}")
         model.load_state_dict(state["model"])
         if optimizer is not None:
             optimizer.load_state_dict(state["optimizer"])
         logger.info("resumed %s from %s", desc, path)
-        return int(state["step"]), int(state["rows"])
+        return ResumePoint.from_dict(state)
 
     def load_model(self, model: nn.Module, step: int | None = None) -> int:
         """Loads only the model of checkpoint ``step`` (default: the latest); returns the step."""
@@ -124,6 +142,7 @@ class DistributedCheckpointer:
             raise FileNotFoundError(f"{self.root}: no complete checkpoint")
         step = steps[-1] if step is None else step
         state = {"model": model.state_dict()}
-        dcp.load(state, storage_reader=self._reader(self.path(step)))
+        with sharded_tensor_warnings_off():
+            dcp.load(state, storage_reader=self._reader(self.path(step)))
         model.load_state_dict(state["model"])
         return step

@@ -62,7 +62,8 @@ def init_distributed(backend: str = "auto", device: str = "cpu") -> DistributedC
 
     Reads ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR`` and ``MASTER_PORT`` as
     ``torchrun`` and TorchX set them; without them it starts a one-rank group on a free local
-    port, so the distributed path also runs (and can be timed) in a plain process.
+    port, so that a plain process runs the same sharded path with one rank. A process that
+    has joined a group already keeps it.
 
     Args:
         backend: ``gloo``, ``nccl`` or ``auto`` (``nccl`` for a CUDA ``device``).
@@ -76,25 +77,31 @@ def init_distributed(backend: str = "auto", device: str = "cpu") -> DistributedC
         raise RuntimeError(f"config asks for device {device!r} but CUDA is not available")
     if backend == "auto":
         backend = "nccl" if cuda else "gloo"
-    if "WORLD_SIZE" not in os.environ:
-        os.environ.update(
-            RANK="0",
-            WORLD_SIZE="1",
-            LOCAL_RANK="0",
-            MASTER_ADDR="127.0.0.1",
-            MASTER_PORT=str(free_port()),
-        )
-    rank = int(os.environ["RANK"])
-    world_size = int(os.environ["WORLD_SIZE"])
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    init_method = None
+    if "WORLD_SIZE" in os.environ:
+        rank = int(os.environ["RANK"])
+        world_size = int(os.environ["WORLD_SIZE"])
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    else:
+        # A one-rank group of its own; the environment is left as it was, so that processes
+        # this one starts (torchrun jobs, tests) do not inherit its rendezvous.
+        rank, world_size, local_rank = 0, 1, 0
+        init_method = f"tcp://127.0.0.1:{free_port()}"
     if cuda:
         torch.cuda.set_device(local_rank)
         dev = torch.device("cuda", local_rank)
     else:
         dev = torch.device("cpu")
-    if not dist.is_initialized():
+    if dist.is_initialized():
+        rank, world_size = dist.get_rank(), dist.get_world_size()
+        backend = str(dist.get_backend())
+    else:
         dist.init_process_group(
-            backend, rank=rank, world_size=world_size, timeout=timedelta(minutes=30)
+            backend,
+            init_method=init_method,
+            rank=rank,
+            world_size=world_size,
+            timeout=timedelta(minutes=30),
         )
     return DistributedContext(rank, world_size, local_rank, dev, backend)
 

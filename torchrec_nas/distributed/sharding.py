@@ -5,6 +5,7 @@ out of a sharded model."""
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -34,13 +35,14 @@ from torchrec_nas.distributed.config import DistributedConfig
 from torchrec_nas.distributed.context import DistributedContext
 
 _STATS_LOGGER = "torchrec.distributed.planner.stats"
+_RESERVATION_LOGGER = "torchrec.distributed.planner.storage_reservations"
 
 
 class BroadcastOnlyWrapper(DataParallelWrapper):
     """A ``data_parallel_wrapper`` for :class:`DistributedModelParallel` that does not wrap the
     dense part in DDP: it only makes every rank start from rank 0's dense weights. Gradients
     are then averaged by :func:`~torchrec_nas.distributed.context.all_reduce_mean` after
-    backward (see :class:`~torchrec_nas.distributed.optim.ShardedModelOptimizer`)."""
+    backward (see :class:`~torchrec_nas.train.optim.ModelOptimizer`)."""
 
     def wrap(self, dmp: DistributedModelParallel, env: ShardingEnv, device: torch.device) -> None:
         dmp._dmp_wrapped_module.to(device)
@@ -108,6 +110,21 @@ def _captured_stats() -> Iterator[_Capture]:
         logger.propagate = propagate
 
 
+@contextmanager
+def _quiet_planner() -> Iterator[None]:
+    """Silences the planner's warnings about dry runs: the model here is materialized, so its
+    dense-size estimate is right."""
+    logger = logging.getLogger(_RESERVATION_LOGGER)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "HeuristicalStorageReservation", FutureWarning)
+            yield
+    finally:
+        logger.setLevel(level)
+
+
 @dataclass
 class ShardedModel:
     """A model under ``DistributedModelParallel`` and how it was sharded.
@@ -163,12 +180,12 @@ def shard_model(
         ),
         kernel_config=KernelConfig(compute_device=ctx.device.type),
     )
-    planner = EmbeddingShardingPlanner(
-        topology=topology,
-        batch_size=batch_size,
-        constraints=parameter_constraints(cfg, model),
-    )
-    with _captured_stats() as stats:
+    with _captured_stats() as stats, _quiet_planner():
+        planner = EmbeddingShardingPlanner(
+            topology=topology,
+            batch_size=batch_size,
+            constraints=parameter_constraints(cfg, model),
+        )
         plan = planner.collective_plan(model, sharders, dist.GroupMember.WORLD)
     wrapper: DataParallelWrapper
     if cfg.dense_sync == "ddp":
@@ -223,12 +240,22 @@ def gather_full_state_dict(dmp: nn.Module) -> dict[str, Any]:
     gathered, dense weights taken as they are. Every rank must call it."""
     rank = dist.get_rank()
     out: dict[str, Any] = {}
-    for key, local in dmp.state_dict().items():
-        if isinstance(local, ShardedTensor):
-            full = torch.empty(local.size(), dtype=local.dtype) if rank == 0 else None
-            local.gather(dst=0, out=full)
-            if rank == 0:
-                out[key] = full
-        elif rank == 0:
-            out[key] = local.detach().cpu().clone()
+    with sharded_tensor_warnings_off():
+        for key, local in dmp.state_dict().items():
+            if isinstance(local, ShardedTensor):
+                full = torch.empty(local.size(), dtype=local.dtype) if rank == 0 else None
+                local.gather(dst=0, out=full)
+                if rank == 0:
+                    out[key] = full
+            elif rank == 0:
+                out[key] = local.detach().cpu().clone()
     return out
+
+
+@contextmanager
+def sharded_tensor_warnings_off() -> Iterator[None]:
+    """Silences PyTorch's deprecation of ``ShardedTensor``: TorchRec's sharded tables are
+    still ``ShardedTensor``s, which a user cannot change."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Please use DTensor", FutureWarning)
+        yield

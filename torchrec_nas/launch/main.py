@@ -10,8 +10,8 @@ Example::
 from __future__ import annotations
 
 import argparse
-import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -38,35 +38,50 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("torchrec_nas").setLevel(logging.INFO)
     from torchrec_nas.config import Config
-    from torchrec_nas.distributed import stages
-    from torchrec_nas.distributed.context import init_distributed, shutdown_distributed
+    from torchrec_nas.distributed.context import shutdown_distributed
     from torchrec_nas.runlock import RunLock, RunLockError
+    from torchrec_nas.runtime.distributed import DistributedRuntime
+    from torchrec_nas.runtime.failures import failure_line
     from torchrec_nas.space import Architecture
+    from torchrec_nas.stages import run_search, run_supernet, train_final
+    from torchrec_nas.train.checkpoint import json_dumps
 
-    cfg = Config.load(args.config)
-    if args.quiet:
-        cfg.supernet.progress = cfg.train.progress = cfg.search.progress = False
-    ctx = init_distributed(cfg.distributed.backend, cfg.device)
     out = Path(args.out)
     lock = RunLock(out)  # rank 0 holds it for the job
     try:
-        if ctx.is_primary:
-            lock.acquire()
+        cfg = Config.load(args.config)
+        if args.quiet:
+            cfg.supernet.progress = cfg.train.progress = cfg.search.progress = False
+        runtime = DistributedRuntime.start(cfg)
+        refusal = ""
+        if runtime.is_primary:
+            try:
+                lock.acquire()
+            except RunLockError as e:
+                refusal = str(e)
+        # Every rank stops when rank 0 is refused, instead of waiting in a collective.
+        refusal = runtime.broadcast(refusal)
+        if refusal:
+            raise RunLockError(refusal)
         result: object = None
+        data = runtime.data(cfg)
         if args.stage in ("supernet", "all"):
-            result = stages.run_supernet_distributed(cfg, out, ctx).to_dict()
+            result = run_supernet(cfg, out, runtime, data).to_dict()
         if args.stage in ("search", "all"):
-            result = stages.run_search_distributed(cfg, out, ctx)
+            result = run_search(cfg, out, runtime, data)
         if args.stage in ("train", "all"):
             arch_path = Path(args.arch) if args.arch else out / "best_arch.json"
             if args.no_baselines:
                 cfg.train.baselines.models = []
-            result = stages.train_final_distributed(cfg, out, ctx, Architecture.load(arch_path))
-        if ctx.is_primary:
-            print(json.dumps(result, indent=2, default=str))
-    except RunLockError as e:
-        print(f"torchrec_nas.launch.main {args.stage}: error: {e}", file=sys.stderr)
-        return 2
+            result = train_final(cfg, out, Architecture.load(arch_path), data, runtime)
+        if runtime.is_primary:
+            print(json_dumps(result))
+    except (KeyboardInterrupt, Exception) as e:
+        failure = failure_line(f"rank {os.environ.get('RANK', '0')}: torchrec-nas {args.stage}", e)
+        if failure is None:
+            raise
+        print(failure[1], file=sys.stderr)
+        return failure[0]
     finally:
         lock.release()
         shutdown_distributed()

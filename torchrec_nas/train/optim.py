@@ -1,61 +1,53 @@
 """Optimizers as in the NASRec reference: Adagrad, cosine schedule with linear warm-up,
-gradient-norm clipping; embedding tables updated by TorchRec's fused (in-backward) optimizer."""
+gradient-norm clipping; embedding tables updated in backward by TorchRec's fused optimizer.
+
+One wrapper serves a plain model and a model under ``DistributedModelParallel``: the tables'
+optimizer is either the in-backward optimizers attached by :func:`attach_table_optimizer` or,
+once sharded, the model's ``fused_optimizer``; the dense part is a keyed optimizer whose state
+is addressed by parameter name, as ``torch.distributed.checkpoint`` needs.
+"""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any, Literal
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
 from torch.distributed.optim import _apply_optimizer_in_backward
+from torchrec.distributed.types import ShardedModule
+from torchrec.modules.embedding_modules import EmbeddingBagCollection
+from torchrec.optim.keyed import KeyedOptimizer, KeyedOptimizerWrapper
 
-_OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
+from torchrec_nas.train.config import OptimizerConfig
+
+__all__ = [
+    "OPTIMIZERS",
+    "ModelOptimizer",
+    "OptimizerConfig",
+    "attach_table_optimizer",
+    "dense_named_parameters",
+    "lr_factor",
+    "table_parameters",
+]
+
+OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
     "adagrad": torch.optim.Adagrad,
     "adam": torch.optim.Adam,
     "sgd": torch.optim.SGD,
 }
 
+#: The attribute ``_apply_optimizer_in_backward`` sets on a parameter.
+_IN_BACKWARD = "_in_backward_optimizers"
 
-@dataclass
-class OptimizerConfig:
-    """Optimizer settings (defaults: the NASRec reference).
 
-    Args:
-        name: ``adagrad``, ``adam`` or ``sgd`` (dense and sparse parameters alike).
-        lr: peak learning rate.
-        eps: the optimizer's epsilon (Adagrad, Adam).
-        weight_decay: L2 penalty on dense parameters.
-        schedule: ``cosine`` (to 0 after warm-up) or ``constant``.
-        warmup_fraction: share of the steps with a linear warm-up from 0.
-        grad_clip_norm: clip the dense gradients' total norm (``null`` for none).
-        sparse_lr: learning rate of the embedding tables (default: ``lr``).
-        sparse_name: optimizer of the embedding tables (default: ``name``), for example
-            ``adagrad`` for the tables and ``adam`` for the dense layers.
-    """
-
-    name: Literal["adagrad", "adam", "sgd"] = "adagrad"
-    lr: float = 0.12
-    eps: float = 1e-2
-    weight_decay: float = 0.0
-    schedule: Literal["cosine", "constant"] = "cosine"
-    warmup_fraction: float = 0.1
-    grad_clip_norm: float | None = 5.0
-    sparse_lr: float | None = None
-    sparse_name: Literal["adagrad", "adam", "sgd"] | None = None
-
-    def validate(self) -> None:
-        if self.lr <= 0:
-            raise ValueError(f"lr must be positive, got {self.lr}")
-        if not 0.0 <= self.warmup_fraction < 1.0:
-            raise ValueError(f"warmup_fraction must be in [0, 1), got {self.warmup_fraction}")
-
-    def kwargs(self, lr: float, name: str | None = None) -> dict[str, Any]:
-        kw: dict[str, Any] = {"lr": lr}
-        if (name or self.name) in ("adagrad", "adam"):
-            kw["eps"] = self.eps
-        return kw
+def optimizer_kwargs(name: str, lr: float, cfg: OptimizerConfig) -> dict[str, Any]:
+    """Constructor arguments of optimizer ``name`` at learning rate ``lr``."""
+    kw: dict[str, Any] = {"lr": lr}
+    if name in ("adagrad", "adam"):
+        kw["eps"] = cfg.eps
+    return kw
 
 
 def lr_factor(step: int, total_steps: int, cfg: OptimizerConfig) -> float:
@@ -69,28 +61,53 @@ def lr_factor(step: int, total_steps: int, cfg: OptimizerConfig) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
-def is_sparse_parameter(name: str) -> bool:
-    """Whether a parameter belongs to the embedding tables (TorchRec's sparse arch)."""
-    return "embedding_bag_collection" in name or "embedding_bags" in name
+def _table_modules(model: nn.Module) -> list[nn.Module]:
+    return [m for m in model.modules() if isinstance(m, EmbeddingBagCollection | ShardedModule)]
+
+
+def table_parameters(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
+    """``(name, parameter)`` of the embedding tables: the parameters of every
+    ``EmbeddingBagCollection`` or sharded TorchRec module in ``model``."""
+    inside = {id(p) for m in _table_modules(model) for p in m.parameters()}
+    return [(n, p) for n, p in model.named_parameters() if id(p) in inside]
+
+
+def dense_named_parameters(model: nn.Module) -> dict[str, nn.Parameter]:
+    """The trainable parameters outside the embedding tables, by name."""
+    tables = {id(p) for _, p in table_parameters(model)}
+    return {n: p for n, p in model.named_parameters() if p.requires_grad and id(p) not in tables}
+
+
+def attach_table_optimizer(model: nn.Module, cfg: OptimizerConfig) -> None:
+    """Attaches the in-backward optimizer (``cfg.table_optimizer`` at ``cfg.table_lr``) to the
+    embedding tables of an unsharded model; ``DistributedModelParallel`` later fuses it into
+    FBGEMM's table-batched kernels. Tables that have one already keep it."""
+    params = [p for _, p in table_parameters(model) if not hasattr(p, _IN_BACKWARD)]
+    if params:
+        name = cfg.table_optimizer
+        kwargs = optimizer_kwargs(name, cfg.table_lr, cfg)
+        _apply_optimizer_in_backward(OPTIMIZERS[name], params, kwargs)
 
 
 class ModelOptimizer:
-    """The optimizers of one model: a fused in-backward optimizer for embedding tables (the
-    form ``DistributedModelParallel`` fuses into FBGEMM's table-batched kernels), a dense
-    optimizer for everything else, the schedule and gradient clipping.
+    """The optimizers of one model: the embedding tables' (in backward), a dense optimizer for
+    everything else, the schedule and gradient clipping.
 
     Args:
-        model: the model; its embedding tables get in-backward optimizers now.
+        model: the model, plain or under ``DistributedModelParallel``; a plain model's tables
+            get in-backward optimizers now if they have none.
         cfg: optimizer settings.
         total_steps: length of the schedule.
-        dense_only: parameters to optimize densely instead of the whole model's (for
-            fine-tuning only a classifier); no sparse optimizer is attached then.
+        dense_only: parameters to optimize instead of the whole model's dense ones (for
+            fine-tuning only a classifier); the tables are left alone then.
+        reduce_gradients: applied to the dense gradients before clipping (a distributed
+            job's mean across ranks).
 
     Example::
 
         opt = ModelOptimizer(model, OptimizerConfig(), total_steps=1000)
         loss.backward()
-        opt.step()          # clip, step, schedule, zero grads
+        opt.step()          # reduce, clip, step, schedule, zero grads
     """
 
     def __init__(
@@ -98,84 +115,105 @@ class ModelOptimizer:
         model: nn.Module,
         cfg: OptimizerConfig,
         total_steps: int,
-        dense_only: list[nn.Parameter] | None = None,
+        dense_only: dict[str, nn.Parameter] | None = None,
+        reduce_gradients: Callable[[list[torch.Tensor]], None] | None = None,
     ) -> None:
         self.cfg = cfg
         self.total_steps = max(1, total_steps)
         self.step_count = 0
-        cls = _OPTIMIZERS[cfg.name]
-        self.sparse_params: list[nn.Parameter] = []
+        self.reduce_gradients = reduce_gradients
+        self.fused: KeyedOptimizer | None = None
+        self.table_params: list[tuple[str, nn.Parameter]] = []
         if dense_only is None:
-            dense: list[nn.Parameter] = []
-            for name, p in model.named_parameters():
-                if not p.requires_grad:
-                    continue
-                if is_sparse_parameter(name):
-                    self.sparse_params.append(p)
-                else:
-                    dense.append(p)
-            sparse_lr = cfg.sparse_lr if cfg.sparse_lr is not None else cfg.lr
-            if self.sparse_params:
-                fresh = [p for p in self.sparse_params if not hasattr(p, "_in_backward_optimizers")]
-                if fresh:
-                    sparse_name = cfg.sparse_name or cfg.name
-                    _apply_optimizer_in_backward(
-                        _OPTIMIZERS[sparse_name], fresh, cfg.kwargs(sparse_lr, sparse_name)
-                    )
+            fused = getattr(model, "fused_optimizer", None)
+            if isinstance(fused, KeyedOptimizer):
+                self.fused = fused
+            else:
+                attach_table_optimizer(model, cfg)
+                self.table_params = table_parameters(model)
+            named = dense_named_parameters(model)
         else:
-            dense = list(dense_only)
-        self.dense_params = dense
-        kwargs = cfg.kwargs(cfg.lr)
+            named = dict(dense_only)
+        self.dense_params = list(named.values())
+        kwargs = optimizer_kwargs(cfg.name, cfg.lr, cfg)
         if cfg.weight_decay:
             kwargs["weight_decay"] = cfg.weight_decay
-        self.dense = cls(dense, **kwargs) if dense else None
-        self._set_lr()
+        cls = OPTIMIZERS[cfg.name]
+        self.dense = KeyedOptimizerWrapper(named, lambda ps: cls(ps, **kwargs)) if named else None
+        self.set_lr()
 
-    def sparse_optimizers(self) -> list[torch.optim.Optimizer]:
-        return [o for p in self.sparse_params for o in getattr(p, "_in_backward_optimizers", [])]
+    def table_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """The tables' in-backward optimizers of a plain model, by parameter name."""
+        return {n: o for n, p in self.table_params for o in getattr(p, _IN_BACKWARD, [])}
 
-    def _set_lr(self) -> None:
+    def set_lr(self) -> None:
+        """Sets every optimizer's learning rate for the current step of the schedule."""
         factor = lr_factor(self.step_count, self.total_steps, self.cfg)
         if self.dense is not None:
             for group in self.dense.param_groups:
                 group["lr"] = self.cfg.lr * factor
-        sparse_lr = self.cfg.sparse_lr if self.cfg.sparse_lr is not None else self.cfg.lr
-        for opt in self.sparse_optimizers():
+        table_lr = self.cfg.table_lr * factor
+        for opt in self.table_optimizers().values():
             for group in opt.param_groups:
-                group["lr"] = sparse_lr * factor
+                group["lr"] = table_lr
+        if self.fused is not None:
+            for group in self.fused.param_groups:
+                group["lr"] = table_lr
+            # The fused kernels read the learning rate from their param group on zero_grad().
+            self.fused.zero_grad()
 
     @property
     def lr(self) -> float:
+        """The dense learning rate of the current step."""
         return self.cfg.lr * lr_factor(self.step_count, self.total_steps, self.cfg)
 
     def step(self) -> None:
-        """Clips and applies the dense update, advances the schedule, clears gradients."""
+        """Reduces and clips the dense gradients, applies the update, advances the schedule,
+        clears gradients."""
+        params = [p for p in self.dense_params if p.grad is not None]
+        if self.reduce_gradients is not None:
+            self.reduce_gradients([p.grad for p in params if p.grad is not None])
+        if self.cfg.grad_clip_norm and params:
+            torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip_norm)
         if self.dense is not None:
-            if self.cfg.grad_clip_norm:
-                params = [p for p in self.dense_params if p.grad is not None]
-                if params:
-                    torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip_norm)
             self.dense.step()
-            self.dense.zero_grad(set_to_none=True)
+        for p in self.dense_params:
+            p.grad = None
         self.step_count += 1
-        self._set_lr()
+        self.set_lr()
+
+    def init_state(self) -> None:
+        """Creates lazily made optimizer state (Adam's) so that a checkpoint can load into it."""
+        if self.dense is not None and len(self.dense.state) < len(self.dense_params):
+            self.dense.init_state()
+            for p in self.dense_params:
+                p.grad = None
 
     def state_dict(self) -> dict[str, Any]:
+        """Keyed by parameter name (sharded tensors for a sharded model's tables)."""
+        tables: dict[str, Any] = {n: o.state_dict() for n, o in self.table_optimizers().items()}
+        if self.fused is not None:
+            tables = self.fused.state_dict()
         return {
             "step": self.step_count,
             "dense": self.dense.state_dict() if self.dense is not None else None,
-            "sparse": [o.state_dict() for o in self.sparse_optimizers()],
+            "sparse": tables,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.step_count = int(state["step"])
+        self.init_state()
         if self.dense is not None and state["dense"] is not None:
             self.dense.load_state_dict(state["dense"])
-        sparse = self.sparse_optimizers()
-        if len(sparse) != len(state["sparse"]):
-            raise ValueError(
-                f"checkpoint has {len(state['sparse'])} sparse optimizers, model has {len(sparse)}"
-            )
-        for opt, s in zip(sparse, state["sparse"]):
-            opt.load_state_dict(s)
-        self._set_lr()
+        if self.fused is not None:
+            self.fused.load_state_dict(state["sparse"])
+        else:
+            own = self.table_optimizers()
+            if set(own) != set(state["sparse"]):
+                raise ValueError(
+                    f"checkpoint has optimizers for tables {sorted(state['sparse'])}, "
+                    f"the model has {sorted(own)}"
+                )
+            for name, opt in own.items():
+                opt.load_state_dict(state["sparse"][name])
+        self.set_lr()

@@ -1,0 +1,251 @@
+"""The :class:`~torchrec_nas.runtime.trainer.Trainer`'s callbacks: progress bar, JSONL log,
+checkpoints, early stopping and TensorBoard."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from pathlib import Path
+from typing import IO, Any
+
+from torch import nn
+from tqdm import tqdm
+
+from torchrec_nas.runtime.trainer import Callback, TrainState
+from torchrec_nas.train.checkpoint import json_dumps, write_text_atomic
+from torchrec_nas.train.config import LoopConfig
+from torchrec_nas.train.optim import ModelOptimizer
+from torchrec_nas.train.resume import Checkpointer, ResumePoint
+
+logger = logging.getLogger(__name__)
+
+
+class ProgressBar(Callback):
+    """A tqdm bar of steps with the loss, rows/s and the last validation AUC.
+
+    Args:
+        refresh_every: update the figures every this many steps.
+    """
+
+    def __init__(self, refresh_every: int = 10) -> None:
+        self.refresh_every = refresh_every
+        self.bar: tqdm[Any] | None = None
+
+    def on_start(self, state: TrainState, model: nn.Module, optimizer: ModelOptimizer) -> None:
+        self.bar = tqdm(
+            total=state.total, initial=state.step, desc=state.desc, unit="step", dynamic_ncols=True
+        )
+
+    def _postfix(self, state: TrainState) -> None:
+        if self.bar is None:
+            return
+        figures = {"loss": f"{state.loss_ema:.4f}", "rows_s": f"{state.rows_per_second:,.0f}"}
+        if state.val is not None:
+            figures["val_auc"] = f"{state.val.auc:.4f}"
+        self.bar.set_postfix(figures)
+
+    def on_step(self, state: TrainState, model: nn.Module, optimizer: ModelOptimizer) -> None:
+        if self.bar is not None:
+            self.bar.update(state.step - self.bar.n)
+            if state.step % self.refresh_every == 0 or state.step == state.total:
+                self._postfix(state)
+
+    def on_validation(self, state: TrainState) -> None:
+        self._postfix(state)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+class JsonlLog(Callback):
+    """Appends training and validation records to a JSONL file (strict JSON: no ``NaN``).
+
+    After a resume from step ``s`` the records of steps after ``s`` (written by the killed
+    session, which trains them again) are dropped first, so no step appears twice.
+
+    Args:
+        path: the ``train_log.jsonl`` file.
+        every: write a training record every this many steps (and at the last).
+    """
+
+    def __init__(self, path: Path, every: int = 20) -> None:
+        self.path = path
+        self.every = max(1, every)
+        self.file: IO[str] | None = None
+        self.written: set[tuple[str, int]] = set()
+
+    def on_start(self, state: TrainState, model: nn.Module, optimizer: ModelOptimizer) -> None:
+        kept = []
+        if self.path.is_file():
+            for line in self.path.read_text().splitlines():
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError:
+                    continue  # a line cut short by a kill
+                if int(record.get("step", 0)) <= state.step:
+                    kept.append(line)
+                    self.written.add(("val" if "val" in record else "train", record["step"]))
+            write_text_atomic(self.path, "".join(f"{line}\n" for line in kept))
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.file = open(self.path, "a")  # noqa: SIM115
+
+    def write(self, kind: str, record: dict[str, Any]) -> None:
+        key = (kind, int(record["step"]))
+        if self.file is None or key in self.written:
+            return
+        self.written.add(key)
+        self.file.write(json_dumps(record, indent=None) + "\n")
+        self.file.flush()
+
+    def on_step(self, state: TrainState, model: nn.Module, optimizer: ModelOptimizer) -> None:
+        if state.step % self.every == 0 or state.step == state.total or state.stopped_early:
+            record = {"step": state.step, "loss": state.loss, "loss_ema": state.loss_ema}
+            record.update(lr=state.lr, rows_per_second=state.rows_per_second)
+            self.write("train", record)
+
+    def on_validation(self, state: TrainState) -> None:
+        if state.val is not None:
+            self.write("val", {"step": state.step, "val": state.val.to_dict()})
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+            self.file = None
+
+
+class Checkpointing(Callback):
+    """Restores the last checkpoint at the start; writes one every ``every`` steps and at the
+    end (every rank calls the checkpointer).
+
+    Args:
+        checkpointer: where checkpoints go.
+        every: steps between checkpoints (0: only at the end).
+    """
+
+    def __init__(self, checkpointer: Checkpointer, every: int) -> None:
+        self.checkpointer = checkpointer
+        self.every = every
+
+    def on_start(self, state: TrainState, model: nn.Module, optimizer: ModelOptimizer) -> None:
+        point = self.checkpointer.load(state.desc, model, optimizer)
+        if point is not None:
+            state.step = state.checkpoint_step = point.step
+            state.rows, state.loss, state.loss_ema = point.rows, point.loss, point.loss_ema
+            state.stopped_early = point.stopped_early
+            state.lr = optimizer.lr
+
+    def _save(self, state: TrainState, model: nn.Module, optimizer: ModelOptimizer) -> None:
+        point = ResumePoint(state.step, state.rows, state.loss, state.loss_ema, state.stopped_early)
+        self.checkpointer.save(state.desc, model, optimizer, point)
+        state.checkpoint_step = state.step
+
+    def on_step(self, state: TrainState, model: nn.Module, optimizer: ModelOptimizer) -> None:
+        if self.every and state.step % self.every == 0 and state.step < state.total:
+            self._save(state, model, optimizer)
+
+    def on_end(self, state: TrainState, model: nn.Module, optimizer: ModelOptimizer) -> None:
+        if state.checkpoint_step != state.step:
+            self._save(state, model, optimizer)
+
+
+class EarlyStopping(Callback):
+    """Stops the run after ``patience`` validations in a row without a lower logloss.
+
+    Args:
+        patience: validations without improvement to tolerate.
+    """
+
+    def __init__(self, patience: int) -> None:
+        self.patience = patience
+        self.best = math.inf
+        self.bad = 0
+
+    def on_validation(self, state: TrainState) -> None:
+        if state.val is None or state.step >= state.total:
+            return
+        if state.val.logloss < self.best:
+            self.best, self.bad = state.val.logloss, 0
+        else:
+            self.bad += 1
+            if self.bad >= self.patience:
+                logger.info("%s: early stop at step %d", state.desc, state.step)
+                state.should_stop = True
+
+
+class TensorBoard(Callback):
+    """Writes the training loss, learning rate, throughput and validation metrics as
+    TensorBoard events through ``torch.utils.tensorboard``.
+
+    Args:
+        log_dir: the events directory.
+        every: write training scalars every this many steps.
+    """
+
+    def __init__(self, log_dir: Path, every: int = 20) -> None:
+        self.log_dir = log_dir
+        self.every = max(1, every)
+        self.writer: Any = None
+
+    @staticmethod
+    def available() -> bool:
+        """Whether the ``tensorboard`` package is installed."""
+        try:
+            import tensorboard  # noqa: F401
+        except ImportError:
+            return False
+        return True
+
+    def on_start(self, state: TrainState, model: nn.Module, optimizer: ModelOptimizer) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.writer = SummaryWriter(str(self.log_dir), purge_step=state.step or None)
+
+    def on_step(self, state: TrainState, model: nn.Module, optimizer: ModelOptimizer) -> None:
+        if self.writer is not None and state.step % self.every == 0:
+            self.writer.add_scalar("train/loss", state.loss, state.step)
+            self.writer.add_scalar("train/lr", state.lr, state.step)
+            self.writer.add_scalar("train/rows_per_second", state.rows_per_second, state.step)
+
+    def on_validation(self, state: TrainState) -> None:
+        if self.writer is not None and state.val is not None:
+            for name, value in state.val.to_dict().items():
+                self.writer.add_scalar(f"val/{name}", value, state.step)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+
+def standard_callbacks(
+    cfg: LoopConfig,
+    out_dir: Path | None,
+    checkpointer: Checkpointer | None,
+    primary: bool = True,
+) -> list[Callback]:
+    """The callbacks a stage trains with: checkpoints (every rank), and on the primary rank a
+    progress bar (``cfg.progress``), ``out_dir/train_log.jsonl``, TensorBoard events
+    (``cfg.tensorboard``), plus early stopping (``cfg.early_stopping_patience``).
+
+    Example::
+
+        callbacks = standard_callbacks(cfg.supernet, out / "supernet", checkpointer)
+    """
+    callbacks: list[Callback] = []
+    if checkpointer is not None:
+        callbacks.append(Checkpointing(checkpointer, cfg.checkpoint_every))
+    if cfg.early_stopping_patience:
+        callbacks.append(EarlyStopping(cfg.early_stopping_patience))
+    if primary and cfg.progress:
+        callbacks.append(ProgressBar())
+    if primary and out_dir is not None:
+        callbacks.append(JsonlLog(out_dir / "train_log.jsonl", cfg.log_every))
+        if cfg.tensorboard:
+            if TensorBoard.available():
+                callbacks.append(TensorBoard(out_dir / "tensorboard", cfg.log_every))
+            else:
+                logger.warning("tensorboard is not installed: no TensorBoard events written")
+    return callbacks

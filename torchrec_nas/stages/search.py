@@ -1,0 +1,122 @@
+"""Stage 2: search architectures with the trained supernet."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from torchrec_nas.config import Config
+from torchrec_nas.data import DataSplits
+from torchrec_nas.distributed.checkpoint import DistributedCheckpointer
+from torchrec_nas.hardware.flops import architecture_costs
+from torchrec_nas.runtime.base import Runtime
+from torchrec_nas.runtime.default import default_runtime
+from torchrec_nas.search.batches import IndexedBatches
+from torchrec_nas.search.evaluator import SupernetEvaluator
+from torchrec_nas.search.evolution import make_strategy
+from torchrec_nas.search.history import Evaluation, SearchHistory
+from torchrec_nas.search.provenance import search_provenance
+from torchrec_nas.space import Architecture
+from torchrec_nas.stages.supernet import trained_supernet, unwrap_supernet
+from torchrec_nas.train.checkpoint import write_json_atomic
+
+
+def replicated_history(
+    path: Path, runtime: Runtime, provenance: dict[str, str] | None = None
+) -> SearchHistory:
+    """The search history: the primary rank reads and appends to ``path`` (refusing a history
+    whose ``provenance`` differs); the other ranks hold the same records in memory (sent by
+    the primary), so every rank's strategy resumes identically."""
+    history = SearchHistory(path if runtime.is_primary else None, provenance)
+    if runtime.world_size > 1:
+        records = runtime.broadcast([r.to_dict() for r in history] if runtime.is_primary else [])
+        if not runtime.is_primary:
+            for i, rec in enumerate(records):
+                history.append(Evaluation.from_dict(rec, f"{path} (from rank 0), record {i}"))
+    return history
+
+
+def supernet_source(cfg: Config, out: Path, runtime: Runtime) -> Path:
+    """What the search's scores come from: ``supernet.pt``, or else the supernet stage's
+    sharded checkpoints (a job that did not export the whole model)."""
+    full = out / "supernet.pt"
+    if not full.is_file():
+        checkpointer = runtime.checkpointer(cfg, out, "supernet")
+        if isinstance(checkpointer, DistributedCheckpointer):
+            return Path(checkpointer.root)
+    return full
+
+
+def run_search(
+    cfg: Config,
+    out: str | Path,
+    runtime: Runtime | None = None,
+    data: DataSplits | None = None,
+) -> dict[str, Any]:
+    """Searches with the trained supernet; appends to ``history.jsonl`` (resuming), writes
+    ``best_arch.json`` and ``search.json``.
+
+    On several ranks every rank runs the same (deterministic) strategy; each candidate is
+    fine-tuned and scored on all ranks' shards (gradients and metrics reduced), and the
+    primary rank alone writes.
+
+    Args:
+        cfg: the run's config.
+        out: the run's directory (with ``supernet.pt``).
+        runtime: one process (default) or a rank of a sharded job.
+        data: this rank's data (default: built from ``cfg.data``).
+
+    Example::
+
+        summary = run_search(cfg, "runs/demo")
+    """
+    runtime = runtime or default_runtime(cfg)
+    out = Path(out)
+    data = data or runtime.data(cfg)
+    model = unwrap_supernet(runtime, trained_supernet(cfg, out, runtime, data))
+    ft = cfg.search.finetune
+    evaluator = SupernetEvaluator(
+        model,
+        IndexedBatches(data.train, runtime.rank, runtime.world_size),
+        runtime.share(data.val, ft.eval_batches),
+        dataclasses.replace(ft, eval_batches=None),
+        runtime.device,
+        reduce_gradients=runtime.gradient_reducer,
+        seed=cfg.seed,
+    )
+
+    def score(arch: Architecture) -> dict[str, float]:
+        # Reduced metrics agree across ranks already; the primary's copy makes them
+        # bit-identical, so no rank's strategy drifts.
+        return runtime.broadcast(evaluator(arch))
+
+    tables = data.spec.tables(cfg.space.embedding_dim)
+    dense_in = len(data.spec.dense_names)
+    objective = cfg.search.objective
+
+    def costs(arch: Architecture) -> dict[str, float]:
+        return architecture_costs(
+            arch, cfg.space, dense_in, tables, objective.hardware, objective.embedding_mode
+        )
+
+    provenance = None
+    if runtime.is_primary:
+        provenance = search_provenance(cfg, data.spec, supernet_source(cfg, out, runtime))
+    history = replicated_history(out / "history.jsonl", runtime, provenance)
+    strategy = make_strategy(cfg.space, cfg.search, cfg.seed)
+    progress = cfg.search.progress and runtime.is_primary
+    best = strategy.run(score, history, costs, objective, progress)
+    summary = {
+        "best": best.to_dict(),
+        "candidates": len(history),
+        "evaluated": history.evaluated,
+        "cache_hits": len(history) - history.evaluated,
+        "strategy": cfg.search.strategy,
+        "world_size": runtime.world_size,
+    }
+    if runtime.is_primary:
+        write_json_atomic(out / "best_arch.json", best.to_dict())
+        write_json_atomic(out / "search.json", summary)
+    runtime.barrier()
+    return summary

@@ -1,0 +1,125 @@
+"""Stage 3: train the found architecture and the baselines from scratch."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torchrec.datasets.utils import Batch
+
+from torchrec_nas.config import Config
+from torchrec_nas.data import DataSplits
+from torchrec_nas.hardware.flops import architecture_costs
+from torchrec_nas.runtime.base import Runtime
+from torchrec_nas.runtime.callbacks import standard_callbacks
+from torchrec_nas.runtime.default import default_runtime
+from torchrec_nas.runtime.trainer import Trainer, TrainResult, batches_per_epoch
+from torchrec_nas.space import Architecture
+from torchrec_nas.stages.models import ModelBuilder, final_candidates, model_costs, save_model
+from torchrec_nas.train.checkpoint import write_json_atomic
+from torchrec_nas.train.metrics import evaluate
+
+
+def train_trial(
+    cfg: Config,
+    out: Path,
+    runtime: Runtime,
+    data: DataSplits,
+    name: str,
+    build: ModelBuilder,
+    lr: float,
+    trial: str,
+) -> tuple[nn.Module, TrainResult]:
+    """Trains one model at one dense learning rate under ``out/trial`` (resuming)."""
+    loop = dataclasses.replace(cfg.train, optimizer=dataclasses.replace(cfg.train.optimizer, lr=lr))
+    total = loop.total_steps(batches_per_epoch(data.train))
+    plan = out / trial / "sharding_plan.txt"
+    model, opt = runtime.prepare(build(), loop.optimizer, total, cfg, plan)
+
+    def forward(batch: Batch) -> torch.Tensor:
+        logits: torch.Tensor = model(batch)
+        return logits
+
+    checkpointer = runtime.checkpointer(cfg, out, trial)
+    callbacks = standard_callbacks(loop, out / trial, checkpointer, runtime.is_primary)
+    desc = f"train {name} lr={lr:g}"
+    trainer = Trainer(model, opt, loop, lambda b, _: forward(b), forward, desc, callbacks, runtime)
+    return model, trainer.fit(data.train, data.val)
+
+
+def train_final(
+    cfg: Config,
+    out: str | Path,
+    arch: Architecture | None,
+    data: DataSplits | None = None,
+    runtime: Runtime | None = None,
+) -> dict[str, Any]:
+    """Trains ``arch`` from scratch and the configured baselines on the same data and budget,
+    each at its best dense learning rate of ``train.lr_grid`` by validation logloss;
+    evaluates each on the test split; saves each model (``train/model_<name>.pt``, in the
+    one-process format); writes ``train/results.json``. Finished trials are not retrained.
+
+    Args:
+        cfg: the run's config.
+        out: the run's directory.
+        arch: the architecture (``None``: only the baselines).
+        data: this rank's data (default: built from ``cfg.data``).
+        runtime: one process (default) or a rank of a sharded job.
+
+    Example::
+
+        train_final(cfg, "runs/demo", Architecture.load("runs/demo/best_arch.json"))
+    """
+    runtime = runtime or default_runtime(cfg)
+    out = Path(out)
+    data = data or runtime.data(cfg)
+    tables = data.spec.tables(cfg.space.embedding_dim)
+    dense_in = len(data.spec.dense_names)
+    sample = next(iter(data.test))
+    grid = cfg.train.lr_grid or [cfg.train.optimizer.lr]
+    results: dict[str, Any] = {}
+    for name, build, options in final_candidates(cfg, tables, dense_in, arch):
+        trials: dict[str, Any] = {}
+        best: tuple[float, float, nn.Module, TrainResult] | None = None
+        for lr in grid:
+            trial = f"train/{name}" + (f"/lr_{lr:g}" if len(grid) > 1 else "")
+            model, res = train_trial(cfg, out, runtime, data, name, build, lr, trial)
+            val = res.val.logloss if res.val else math.nan
+            trials[f"{lr:g}"] = {"val_logloss": val, "train": res.to_dict()}
+            if best is None or val < best[0]:
+                best = (val, lr, model, res)
+        assert best is not None
+        _, lr, model, res = best
+        model.eval()
+        test = evaluate(model, runtime.share(data.test, None), None, runtime.device)
+        entry: dict[str, Any] = {
+            "test": test.to_dict(),
+            "val": res.val.to_dict() if res.val else None,
+            "lr": lr,
+            "lr_trials": trials,
+            "train": res.to_dict(),
+            # FLOPs and parameter counts do not depend on the weights: count a fresh copy.
+            **model_costs(build(), sample),
+        }
+        if name == "nasrec" and arch is not None:
+            # PyTorch's counter skips the CPU attention kernel; count NASRec's own way, as the
+            # search did (matrix products plus element-wise work).
+            entry["flops"] = architecture_costs(arch, cfg.space, dense_in, tables, None)["flops"]
+            entry["architecture"] = arch.to_dict()
+        if runtime.world_size == 1 or cfg.distributed.export_full_model:
+            state = runtime.full_state_dict(model)
+            if runtime.is_primary:
+                whole = build()
+                whole.load_state_dict(state)
+                meta = {"spec": data.spec.to_dict(), "space": asdict(cfg.space), "options": options}
+                save_model(whole, out / "train" / f"model_{name}.pt", **meta)
+        results[name] = entry
+    if runtime.is_primary:
+        write_json_atomic(out / "train" / "results.json", results)
+    runtime.barrier()
+    return results
