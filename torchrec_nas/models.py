@@ -13,19 +13,9 @@ from torchrec.models.dlrm import DLRM, DLRM_DCN, SparseArch
 from torchrec.modules.embedding_configs import EmbeddingBagConfig
 from torchrec.modules.embedding_modules import EmbeddingBagCollection
 
-from torchrec_nas.modules.block import Quantizer, _identity
 from torchrec_nas.modules.interaction import NASRecInteraction
 from torchrec_nas.modules.subnet import SubnetInteraction
 from torchrec_nas.space import Architecture, SearchSpace
-
-
-def default_quantizer(space: SearchSpace) -> Quantizer:
-    """Straight-through fake quantization if ``space`` searches bit widths, else identity."""
-    if space.bit_choices:
-        from torchrec_nas.modules.quant import fake_quantize
-
-        return fake_quantize
-    return _identity
 
 
 def _check_tables(tables: list[EmbeddingBagConfig], embedding_dim: int) -> None:
@@ -51,8 +41,6 @@ class NASRecModel(nn.Module):
         dense_in_features: number of dense features.
         space: the search space.
         device: where to build the EBC (``"meta"`` for sharding later).
-        quantize: fake quantization of weights and activations; by default straight-through
-            fake quantization when the space searches bit widths, else none.
         norm_gain_init: initial LayerNorm gain (see :class:`NASRecInteraction`).
 
     Example::
@@ -72,12 +60,10 @@ class NASRecModel(nn.Module):
         dense_in_features: int,
         space: SearchSpace,
         device: torch.device | str | None = None,
-        quantize: Quantizer | None = None,
         norm_gain_init: float = 0.03,
     ) -> None:
         super().__init__()
         _check_tables(tables, space.embedding_dim)
-        quantize = quantize or default_quantizer(space)
         self.space = space
         self.tables = list(tables)
         self.dense_in_features = dense_in_features
@@ -87,7 +73,6 @@ class NASRecModel(nn.Module):
             space,
             dense_in_features,
             self.num_sparse_features,
-            quantize=quantize,
             norm_gain_init=norm_gain_init,
         )
 
@@ -156,14 +141,11 @@ class NASRecSubnet(nn.Module):
         dense_in_features: int,
         space: SearchSpace,
         arch: Architecture,
-        quantize: Quantizer | None = None,
         norm_gain_init: float = 0.03,
     ) -> NASRecSubnet:
         """A freshly initialized subnet of ``arch`` (for training from scratch)."""
         space.validate(arch)
-        model = NASRecModel(
-            tables, dense_in_features, space, quantize=quantize, norm_gain_init=norm_gain_init
-        )
+        model = NASRecModel(tables, dense_in_features, space, norm_gain_init=norm_gain_init)
         return model.materialize(arch)
 
     def forward(self, batch: Batch) -> torch.Tensor:
