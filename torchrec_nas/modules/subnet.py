@@ -165,6 +165,31 @@ def _weights(module: nn.Linear | nn.LayerNorm | None) -> LinearWeights | None:
     return LinearWeights(module.weight, module.bias) if module is not None else None
 
 
+def run_blocks(
+    blocks: nn.ModuleList,
+    live_index: list[int],
+    dense_features: torch.Tensor,
+    sparse_features: torch.Tensor | None,
+) -> torch.Tensor:
+    """Runs materialized blocks and returns the classifier's input: the last block's dense
+    output and its flattened tokens, ``[B, features]``.
+
+    Args:
+        blocks: the live :class:`SubnetBlock` s in order.
+        live_index: the block index of each (the last is the architecture's last block).
+        dense_features: ``[B, D]``.
+        sparse_features: ``[B, F, E]``, or ``None`` when no block reads the embeddings.
+    """
+    num_outputs = live_index[-1] + 2
+    dense_outputs: list[torch.Tensor | None] = [dense_features] + [None] * (num_outputs - 1)
+    sparse_outputs: list[torch.Tensor | None] = [sparse_features] + [None] * (num_outputs - 1)
+    for i, block in zip(live_index, blocks):
+        dense_outputs[i + 1], sparse_outputs[i + 1] = block(dense_outputs, sparse_outputs)
+    dense, tokens = dense_outputs[-1], sparse_outputs[-1]
+    assert dense is not None and tokens is not None
+    return torch.cat([dense, tokens.flatten(1)], dim=1)
+
+
 class SubnetInteraction(nn.Module):
     """A fixed NASRec interaction: the live blocks of one architecture and its classifier.
 
@@ -200,7 +225,6 @@ class SubnetInteraction(nn.Module):
         self.live_index = [i for i, b in enumerate(blocks) if b is not None]
         self.blocks = nn.ModuleList(b for b in blocks if b is not None)
         self.classifier = classifier
-        self.num_blocks = len(blocks)
         self.uses_dense_input = uses_dense_input
         self.uses_sparse_input = uses_sparse_input
 
@@ -208,13 +232,7 @@ class SubnetInteraction(nn.Module):
         self, dense_features: torch.Tensor, sparse_features: torch.Tensor | None
     ) -> torch.Tensor:
         """The classifier's input: the last block's dense output and flattened tokens."""
-        dense_outputs: list[torch.Tensor | None] = [dense_features] + [None] * self.num_blocks
-        sparse_outputs: list[torch.Tensor | None] = [sparse_features] + [None] * self.num_blocks
-        for i, block in zip(self.live_index, self.blocks):
-            dense_outputs[i + 1], sparse_outputs[i + 1] = block(dense_outputs, sparse_outputs)
-        dense, tokens = dense_outputs[-1], sparse_outputs[-1]
-        assert dense is not None and tokens is not None
-        return torch.cat([dense, tokens.flatten(1)], dim=1)
+        return run_blocks(self.blocks, self.live_index, dense_features, sparse_features)
 
     def forward(
         self, dense_features: torch.Tensor, sparse_features: torch.Tensor | None
