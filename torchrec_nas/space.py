@@ -127,11 +127,6 @@ class SearchSpace:
                 raise ValueError(f"{name} must be sorted ascending without repeats")
         if self.embedding_dim < 1 or self.max_inputs < 1 or self.attention_heads < 1:
             raise ValueError("embedding_dim, max_inputs and attention_heads must be positive")
-        if self.embedding_dim % self.attention_heads:
-            raise ValueError(
-                f"attention_heads ({self.attention_heads}) must divide embedding_dim "
-                f"({self.embedding_dim})"
-            )
         if any(b < 1 or b > 32 for b in self.bit_choices):
             raise ValueError("bit_choices must be between 1 and 32")
 

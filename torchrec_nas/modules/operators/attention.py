@@ -99,6 +99,11 @@ class AttentionOperator(SparseOperator):
 
     def __init__(self, shape: OperatorShape) -> None:
         super().__init__(shape)
+        if shape.embedding_dim % shape.attention_heads:
+            raise ValueError(
+                f"space.attention_heads ({shape.attention_heads}) must divide embedding_dim "
+                f"({shape.embedding_dim})"
+            )
         self.queries = ElasticLinear(
             shape.token_columns, shape.max_tokens, fan_in=shape.token_fan_in
         )
