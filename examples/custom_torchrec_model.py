@@ -4,7 +4,8 @@ over arch.
 Your model keeps its EmbeddingBagCollection (TorchRec's ``SparseArch`` gives one token per
 feature, ``[B, F, E]``) and its own dense tower; ``NASRecInteraction`` takes the dense vector and
 the tokens and returns the logit. Train it as a supernet (a sampled architecture per step), or
-materialize one architecture as a fixed module.
+materialize one architecture as a fixed module; ``DLRM_NASRec`` is the same as TorchRec's DLRM
+with the searched interaction.
 
 Run: ``.venv/bin/python examples/custom_torchrec_model.py``
 """
@@ -16,12 +17,14 @@ import random
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchrec.models.dlrm import DenseArch, SparseArch
+from torchrec.datasets.utils import Batch
+from torchrec.models.dlrm import DenseArch, DLRMTrain, SparseArch
 from torchrec.modules.embedding_configs import EmbeddingBagConfig
 from torchrec.modules.embedding_modules import EmbeddingBagCollection
 from torchrec.sparse.jagged_tensor import KeyedJaggedTensor
 
 from torchrec_nas import Architecture, SearchSpace
+from torchrec_nas.models import DLRM_NASRec
 from torchrec_nas.modules.interaction import NASRecInteraction
 
 
@@ -87,6 +90,19 @@ def main() -> None:
         dense_out = model.dense_arch(dense)
         assert torch.allclose(fixed(dense_out, tokens), model.interaction(dense_out, tokens, best))
     print("materialized subnet:", sum(p.numel() for p in fixed.parameters()), "parameters")
+
+    # Or TorchRec's DLRM with the searched interaction, trained by TorchRec's DLRMTrain (the
+    # contract of TrainPipelineSparseDist).
+    dlrm = DLRM_NASRec(
+        EmbeddingBagCollection(tables=tables),
+        dense_in_features=8,
+        dense_arch_layer_sizes=[64, 16],
+        over_arch_layer_sizes=[32, 1],
+        architecture=best,
+        space=space,
+    )
+    loss, (_, logits, _) = DLRMTrain(dlrm)(Batch(dense, sparse, labels))
+    print(f"DLRM_NASRec: logits {tuple(logits.shape)}, loss {loss.item():.4f}")
 
 
 if __name__ == "__main__":

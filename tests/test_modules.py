@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 
 import pytest
 import torch
 from helpers import random_batch, tiny_tables
 
-from torchrec_nas import NASRecModel, SearchSpace
+from torchrec_nas import Architecture, NASRecModel, SearchSpace
 from torchrec_nas.modules.interaction import NASRecInteraction
-from torchrec_nas.modules.layout import dot_tokens, tril_pair_index
+from torchrec_nas.modules.operators.dot import dot_tokens, tril_pair_index
 
 # The presets' operators and connectivity with smaller widths, so that tests run in seconds.
 SMALL_WIDTHS = {"dense_dims": (16, 32, 64), "sparse_tokens": (4, 8)}
@@ -56,23 +57,24 @@ def test_gradients_reach_only_the_active_slices() -> None:
     torch.manual_seed(0)
     space = _space("nasrec-full")
     model = NASRecModel(tiny_tables(), 4, space)
-    arch = space.sample(random.Random(1))
+    sampled = space.sample(random.Random(1))
+    # The last block always reaches the logit; make it run FC and EFC.
+    last_config = dataclasses.replace(sampled.blocks[-1], dense_op="fc", sparse_op="efc")
+    arch = Architecture(sampled.blocks[:-1] + (last_config,))
     model(random_batch(), arch).sum().backward()
-    plan = model.interaction.plan(arch)
-    last = plan.blocks[-1]
-    cfg = last.config
+    last = model.interaction.plan(arch).blocks[-1]
+    assert last.dense is not None
     block = model.interaction.blocks[-1]
-    if cfg.dense_op == "fc":
-        grad = block.dense_linears["fc"].weight.grad
-        assert grad is not None
-        assert grad[cfg.dense_dim :].abs().sum() == 0  # rows beyond the active width
-        unused = torch.ones(grad.shape[1], dtype=torch.bool)
-        unused[last.dense_cols] = False
-        assert grad[:, unused].abs().sum() == 0  # columns of unselected inputs
+    grad = block.dense_ops["fc"].linear.weight.grad
+    assert grad is not None and grad[: last_config.dense_dim, last.dense.cols].abs().sum() > 0
+    assert grad[last_config.dense_dim :].abs().sum() == 0  # rows beyond the active width
+    unused = torch.ones(grad.shape[1], dtype=torch.bool)
+    unused[last.dense.cols] = False
+    assert unused.any() and grad[:, unused].abs().sum() == 0  # columns of unselected inputs
     # Operators the last block did not choose get no gradient at all.
-    for op, linear in block.sparse_linears.items():
-        if op != cfg.sparse_op:
-            assert linear.weight.grad is None
+    for name, op in list(block.dense_ops.items()) + list(block.sparse_ops.items()):
+        if name not in ("fc", "efc"):
+            assert all(p.grad is None for p in op.parameters()), name
 
 
 def test_weights_are_shared_between_subnets() -> None:

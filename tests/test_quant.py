@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 import torch
+from helpers import random_batch, tiny_tables
+from torchrec.datasets.utils import Batch
+from torchrec.sparse.jagged_tensor import KeyedJaggedTensor
 
+from torchrec_nas import NASRecModel, SearchSpace
 from torchrec_nas.modules.quant import (
     ActivationQuantizer,
     QuantSpec,
@@ -114,3 +120,52 @@ def dataclasses_frozen_error() -> type[Exception]:
     import dataclasses
 
     return dataclasses.FrozenInstanceError
+
+
+def test_eval_quantizer_is_independent_of_the_batch() -> None:
+    torch.manual_seed(3)
+    quantizer = ActivationQuantizer(bits=4).eval()
+    batch = torch.randn(6, 10) * torch.arange(1, 7).unsqueeze(1)
+    # Never trained: each row's own range.
+    assert torch.equal(quantizer(batch)[:1], quantizer(batch[:1]))
+    quantizer.train()(batch)
+    quantizer.eval()
+    assert torch.equal(quantizer(batch)[2:3], quantizer(batch[2:3]))
+
+
+def _first_row(kjt: KeyedJaggedTensor) -> KeyedJaggedTensor:
+    values, lengths = [], []
+    for key in kjt.keys():
+        jt = kjt[key]
+        values.append(jt.values()[: int(jt.lengths()[0])])
+        lengths.append(jt.lengths()[:1])
+    return KeyedJaggedTensor.from_lengths_sync(
+        keys=kjt.keys(), values=torch.cat(values), lengths=torch.cat(lengths)
+    )
+
+
+@pytest.mark.parametrize("train_steps", [0, 2])
+def test_eval_logits_of_a_row_do_not_depend_on_its_batch(train_steps: int) -> None:
+    torch.manual_seed(0)
+    space = SearchSpace.from_mapping(
+        {
+            "preset": "nasrec-full",
+            "dense_dims": [16, 32],
+            "sparse_tokens": [4, 8],
+            "bit_choices": [4, 8],
+        }
+    )
+    model = NASRecModel(tiny_tables(), 4, space)
+    arch = space.sample(random.Random(5))
+    for step in range(train_steps):
+        model.train()(random_batch(seed=step), arch).sum().backward()
+    model.eval()
+    batch = random_batch(batch_size=8, seed=9)
+    first = Batch(batch.dense_features[:1], _first_row(batch.sparse_features), batch.labels[:1])
+    with torch.no_grad():
+        together = model(batch, arch)[:1]
+        alone = model(first, arch)
+        subnet = model.materialize(arch).eval()
+        torch.testing.assert_close(subnet(first), alone, rtol=0, atol=1e-6)
+    # Up to float rounding of batched matrix products; a batch-wide range moved it by ~1e-4.
+    torch.testing.assert_close(together, alone, rtol=0, atol=1e-6)

@@ -145,3 +145,38 @@ def test_mutation_changes_the_architecture() -> None:
     for _ in range(100):
         arch = space.sample(rng)
         assert space.mutate(arch, rng) != arch
+
+
+def test_loading_a_bad_architecture_file_names_it(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    arch = SearchSpace.preset("nasrec-full").sample(random.Random(6))
+    good = tmp_path / "best_arch.json"
+    good.write_text(json.dumps({"architecture": arch.to_dict(), "score": 0.44}))
+    assert Architecture.load(good) == arch
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"version": 1, "blocks": [')
+    with pytest.raises(ArchitectureError, match=r"broken.json: not valid JSON") as info:
+        Architecture.load(broken)
+    assert "\n" not in str(info.value)
+    future = tmp_path / "future.json"
+    future.write_text(json.dumps({**arch.to_dict(), "version": 2}))
+    with pytest.raises(ArchitectureError, match=r"future.json: architecture JSON version 2 is not"):
+        Architecture.load(future)
+    with pytest.raises(ArchitectureError, match=r"future.json: .*version 2"):
+        Architecture.from_json(future.read_text(), str(future))
+    binary = tmp_path / "binary.json"
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff")
+    with pytest.raises(ArchitectureError, match=r"binary.json: not valid JSON"):
+        Architecture.load(binary)
+
+
+def test_operators_come_from_the_registry() -> None:
+    with pytest.raises(ConfigError, match=r"dense_ops: 'efc' is a sparse operator"):
+        SearchSpace.from_mapping({"dense_ops": ["fc", "efc"]})
+    with pytest.raises(ConfigError, match=r"dense_ops: operator 'my pkg:Op'"):
+        SearchSpace.from_mapping({"dense_ops": ["fc", "my pkg:Op"]})
+    # A reference is imported when a model is built, not when the space is read.
+    space = SearchSpace.from_mapping({"dense_ops": ["fc", "no_such_pkg.ops:MyOp"]})
+    with pytest.raises(
+        ValueError, match=r"space.dense_ops: operator 'no_such_pkg.ops:MyOp': cannot"
+    ):
+        space.check_operators()

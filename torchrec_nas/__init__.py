@@ -2,14 +2,14 @@
 
 from torchrec_nas.space import Architecture, BlockConfig, SearchSpace
 
-__all__ = ["Architecture", "BlockConfig", "SearchSpace", "NASRecModel"]
+__all__ = ["Architecture", "BlockConfig", "SearchSpace", "NASRecModel", "DLRM_NASRec"]
 
 
 def __getattr__(name: str) -> object:
-    # NASRecModel pulls in torch and torchrec; importing the package for the search space alone
+    # The models pull in torch and torchrec; importing the package for the search space alone
     # (plain data, no torch) stays cheap.
-    if name == "NASRecModel":
-        from torchrec_nas.models import NASRecModel
+    if name in ("NASRecModel", "DLRM_NASRec"):
+        from torchrec_nas import models
 
-        return NASRecModel
+        return getattr(models, name)
     raise AttributeError(name)

@@ -1,31 +1,29 @@
-"""Models: the NASRec supernet and its subnets on TorchRec embeddings, and hand-designed
-baselines from ``torchrec.models`` (DLRM, DCN-v2), all taking a ``Batch`` and returning logits.
+"""Models: the NASRec supernet and its subnets on TorchRec embeddings, hand-designed baselines
+from ``torchrec.models`` (DLRM, DCN-v2), and :class:`DLRM_NASRec`, TorchRec's DLRM with a searched
+interaction, built like ``DLRM_DCN``.
+
+``NASRecModel``, ``NASRecSubnet`` and ``BatchModel`` take a ``Batch`` and return logits ``[B]``;
+``DLRM_NASRec`` keeps DLRM's ``forward(dense_features, sparse_features) -> [B, 1]``, so
+TorchRec's ``DLRMTrain`` drives it; :class:`SupernetTrain` gives the supernet the same train
+contract.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import nn
 from torchrec.datasets.utils import Batch
-from torchrec.models.dlrm import DLRM, DLRM_DCN, SparseArch
+from torchrec.models.dlrm import DLRM, DLRM_DCN, OverArch, SparseArch
 from torchrec.modules.embedding_configs import EmbeddingBagConfig
 from torchrec.modules.embedding_modules import EmbeddingBagCollection
 
-from torchrec_nas.modules.block import Quantizer, _identity
 from torchrec_nas.modules.interaction import NASRecInteraction
+from torchrec_nas.modules.interaction_arch import NASRecInteractionArch
 from torchrec_nas.modules.subnet import SubnetInteraction
 from torchrec_nas.space import Architecture, SearchSpace
-
-
-def default_quantizer(space: SearchSpace) -> Quantizer:
-    """Straight-through fake quantization if ``space`` searches bit widths, else identity."""
-    if space.bit_choices:
-        from torchrec_nas.modules.quant import fake_quantize
-
-        return fake_quantize
-    return _identity
 
 
 def _check_tables(tables: list[EmbeddingBagConfig], embedding_dim: int) -> None:
@@ -51,8 +49,6 @@ class NASRecModel(nn.Module):
         dense_in_features: number of dense features.
         space: the search space.
         device: where to build the EBC (``"meta"`` for sharding later).
-        quantize: fake quantization of weights and activations; by default straight-through
-            fake quantization when the space searches bit widths, else none.
         norm_gain_init: initial LayerNorm gain (see :class:`NASRecInteraction`).
 
     Example::
@@ -72,12 +68,10 @@ class NASRecModel(nn.Module):
         dense_in_features: int,
         space: SearchSpace,
         device: torch.device | str | None = None,
-        quantize: Quantizer | None = None,
         norm_gain_init: float = 0.03,
     ) -> None:
         super().__init__()
         _check_tables(tables, space.embedding_dim)
-        quantize = quantize or default_quantizer(space)
         self.space = space
         self.tables = list(tables)
         self.dense_in_features = dense_in_features
@@ -87,7 +81,6 @@ class NASRecModel(nn.Module):
             space,
             dense_in_features,
             self.num_sparse_features,
-            quantize=quantize,
             norm_gain_init=norm_gain_init,
         )
 
@@ -156,14 +149,11 @@ class NASRecSubnet(nn.Module):
         dense_in_features: int,
         space: SearchSpace,
         arch: Architecture,
-        quantize: Quantizer | None = None,
         norm_gain_init: float = 0.03,
     ) -> NASRecSubnet:
         """A freshly initialized subnet of ``arch`` (for training from scratch)."""
         space.validate(arch)
-        model = NASRecModel(
-            tables, dense_in_features, space, quantize=quantize, norm_gain_init=norm_gain_init
-        )
+        model = NASRecModel(tables, dense_in_features, space, norm_gain_init=norm_gain_init)
         return model.materialize(arch)
 
     def forward(self, batch: Batch) -> torch.Tensor:
@@ -230,3 +220,131 @@ def build_baseline(
         model = DLRM_DCN(ebc, dense_in_features, dense_sizes, over_sizes, layers, rank)
         return BatchModel(model, "dcn")
     raise ValueError(f"unknown baseline {name!r}; known: dlrm, dcn")
+
+
+class DLRM_NASRec(DLRM):
+    """TorchRec's DLRM with a searched NASRec interaction in place of its pairwise dot products.
+
+    Built like ``torchrec.models.dlrm.DLRM_DCN``: the same sparse arch (an
+    ``EmbeddingBagCollection``), dense arch and over arch, with the interaction arch replaced by
+    the blocks of one :class:`~torchrec_nas.space.Architecture` (a
+    :class:`~torchrec_nas.modules.interaction_arch.NASRecInteractionArch`). The dense arch's
+    output (of the embedding width) is the interaction's dense input; the over arch reads the
+    last block's outputs.
+
+    Args:
+        embedding_bag_collection: the embeddings (all of the space's ``embedding_dim``).
+        dense_in_features: number of dense features.
+        dense_arch_layer_sizes: layer sizes of the dense arch; the last is the embedding dim.
+        over_arch_layer_sizes: layer sizes of the over arch (at least two, as in DLRM); the
+            last is 1.
+        architecture: the interaction's architecture, fixed at construction.
+        space: the space ``architecture`` belongs to.
+        norm_gain_init: initial gain of the LayerNorms after operators.
+        dense_device: where to build the dense part.
+
+    Example::
+
+        model = DLRM_NASRec(
+            embedding_bag_collection=ebc,
+            dense_in_features=13,
+            dense_arch_layer_sizes=[64, 16],
+            over_arch_layer_sizes=[64, 1],
+            architecture=Architecture.load("best_arch.json"),
+            space=SearchSpace.preset("nasrec-full"),
+        )
+        logits = model(dense_features=features, sparse_features=kjt)   # [B, 1]
+        train_model = torchrec.models.dlrm.DLRMTrain(model)             # (loss, (loss, logits, labels))
+    """
+
+    def __init__(
+        self,
+        embedding_bag_collection: EmbeddingBagCollection,
+        dense_in_features: int,
+        dense_arch_layer_sizes: list[int],
+        over_arch_layer_sizes: list[int],
+        architecture: Architecture,
+        space: SearchSpace,
+        norm_gain_init: float = 0.03,
+        dense_device: torch.device | None = None,
+    ) -> None:
+        super().__init__(
+            embedding_bag_collection,
+            dense_in_features,
+            dense_arch_layer_sizes,
+            over_arch_layer_sizes,
+            dense_device,
+        )
+        _check_tables(embedding_bag_collection.embedding_bag_configs(), space.embedding_dim)
+        self.inter_arch = NASRecInteractionArch.build(
+            space,
+            architecture,
+            dense_in_features=dense_arch_layer_sizes[-1],
+            num_sparse_features=len(self.sparse_arch.sparse_feature_names),
+            norm_gain_init=norm_gain_init,
+        ).to(dense_device)
+        self.over_arch = OverArch(
+            in_features=self.inter_arch.out_features,
+            layer_sizes=over_arch_layer_sizes,
+            device=dense_device,
+        )
+        self.space = space
+
+    @property
+    def architecture(self) -> Architecture:
+        return self.inter_arch.architecture
+
+
+class SupernetTrain(nn.Module):
+    """The supernet with TorchRec's ``DLRMTrain`` contract, for TorchRec's train pipelines.
+
+    Each training ``forward`` runs the architecture ``sampler(step)`` and counts the step (a
+    buffer, so it is saved with the model); in eval mode the last sampled architecture, or
+    ``eval_architecture`` when given, is used.
+
+    Args:
+        model: the supernet.
+        sampler: the architecture of each training step (for example
+            ``torchrec_nas.train.sampling.PathSampler``).
+        eval_architecture: the architecture of eval-mode calls.
+
+    Example::
+
+        train_model = SupernetTrain(NASRecModel(tables, 13, space), PathSampler(space))
+        loss, (loss_detached, logits, labels) = train_model(batch)
+        pipeline = TrainPipelineSparseDist(train_model, optimizer, device)
+    """
+
+    step: torch.Tensor
+
+    def __init__(
+        self,
+        model: NASRecModel,
+        sampler: Callable[[int], Architecture],
+        eval_architecture: Architecture | None = None,
+    ) -> None:
+        super().__init__()
+        self.model = model
+        self.sampler = sampler
+        self.eval_architecture = eval_architecture
+        self.loss_fn = nn.BCEWithLogitsLoss()
+        self.register_buffer("step", torch.zeros((), dtype=torch.long))
+        self._last: Architecture | None = None
+
+    def architecture(self) -> Architecture:
+        """The architecture the next call runs."""
+        if self.training or (self.eval_architecture is None and self._last is None):
+            return self.sampler(int(self.step))
+        return self.eval_architecture or self._last  # type: ignore[return-value]
+
+    def forward(
+        self, batch: Batch
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """``(loss, (loss.detach(), logits.detach(), labels.detach()))``, logits ``[B]``."""
+        arch = self.architecture()
+        if self.training:
+            self._last = arch
+            self.step += 1
+        logits = self.model(batch, arch)
+        loss = self.loss_fn(logits, batch.labels.float())
+        return loss, (loss.detach(), logits.detach(), batch.labels.detach())

@@ -8,7 +8,9 @@ from collections.abc import Sequence
 from torchrec.modules.embedding_configs import EmbeddingBagConfig
 
 from torchrec_nas.hardware.layers import ActivationOp, EmbeddingLookup, Layer, LinearLayer
-from torchrec_nas.modules.layout import BlockPlan, SlotSizes, plan_architecture
+from torchrec_nas.modules.layout import BlockPlan, SlotSizes, operator_shape, plan_architecture
+from torchrec_nas.modules.operators.base import LayerRecords
+from torchrec_nas.modules.operators.registry import operator_class
 from torchrec_nas.space import Architecture, SearchSpace
 
 # Element-wise work per normalized element (mean, variance, scale, shift).
@@ -54,7 +56,7 @@ def model_layers(
     plan = plan_architecture(arch, sizes)
     layers: list[Layer] = []
     for i, bp in enumerate(plan.blocks):
-        layers += _block_layers(f"block{i}", bp, sizes)
+        layers += _block_layers(f"block{i}", bp, space, sizes, i)
     layers.append(LinearLayer("classifier", len(plan.classifier_cols), 1))
     if plan.uses_sparse_input:
         for t in table_list:
@@ -121,56 +123,31 @@ def architecture_costs(
     return costs
 
 
-def _block_layers(name: str, bp: BlockPlan, sizes: SlotSizes) -> list[Layer]:
-    """The layers one block runs for one sample, as its plan says."""
-    emb = sizes.embedding_dim
-    layers: list[Layer] = []
+def _block_layers(
+    name: str, bp: BlockPlan, space: SearchSpace, sizes: SlotSizes, index: int
+) -> list[Layer]:
+    """The layers one block runs for one sample, as its plan says: its operators' records,
+    then the interaction projections and LayerNorms."""
     b, live = bp.config, bp.live
-    wb, ab = b.weight_bits or 8, b.activation_bits or 8
-
-    def linear(suffix: str, k: int, n: int, vectors: int = 1) -> None:
-        layers.append(
-            LinearLayer(f"{name}.{suffix}", k, n, vectors, weight_bits=wb, activation_bits=ab)
-        )
-
-    def op(suffix: str, macs: int = 0, elementwise: int = 0) -> None:
-        layers.append(ActivationOp(f"{name}.{suffix}", macs, elementwise, activation_bits=ab))
-
-    t_in = len(bp.token_cols)
-    if live.sparse_op:
-        t = b.sparse_tokens
-        if b.sparse_op == "efc":
-            linear("sparse.efc", t_in, t, emb)
-        else:
-            linear("sparse.attention.query", t_in, t, emb)
-            linear("sparse.attention.q_proj", emb, emb, t)
-            linear("sparse.attention.kv_proj", emb, 2 * emb, t_in)
-            op("sparse.attention.scores", macs=2 * t * t_in * emb, elementwise=3 * t * t_in)
-            linear("sparse.attention.out_proj", emb, emb, t)
-    if live.dense_op:
-        d = b.dense_dim
-        if b.dense_op == "fc":
-            linear("dense.fc", len(bp.dense_cols), d)
-            op("dense.relu", elementwise=d)
-        elif b.dense_op in ("gating", "sum"):
-            linear(f"dense.{b.dense_op}.left", len(bp.left_cols), d)
-            linear(f"dense.{b.dense_op}.right", len(bp.right_cols), d)
-            op(
-                f"dense.{b.dense_op}.combine",
-                elementwise=(2 if b.dense_op == "gating" else 1) * d,
-            )
-        else:
-            n = bp.dot_tokens
-            linear("dense.dot.proj", len(bp.dense_cols), emb)
-            linear("dense.dot.efc", len(bp.dot_token_cols), n, emb)
-            op("dense.dot.gram", macs=n * (n + 1) // 2 * emb)
+    emb = sizes.embedding_dim
+    shape = operator_shape(space, sizes, index)
+    layers: list[Layer] = []
+    if bp.sparse is not None:
+        op = operator_class(b.sparse_op)
+        layers += op.layers(bp.sparse, shape, f"{name}.sparse.{op.spec.name}")
+    if bp.dense is not None:
+        op = operator_class(b.dense_op)
+        layers += op.layers(bp.dense, shape, f"{name}.dense.{op.spec.name}")
+    records = LayerRecords(name, b)
     if live.dense_out:
         if b.sparse_to_dense:
-            op("sparse_to_dense.fm", elementwise=3 * b.sparse_tokens * emb)
-            linear("sparse_to_dense.proj", emb, b.dense_dim)
-        op("dense.layernorm", elementwise=_LAYERNORM_OPS * b.dense_dim)
+            records.activation("sparse_to_dense.fm", elementwise=3 * b.sparse_tokens * emb)
+            records.linear("sparse_to_dense.proj", emb, b.dense_dim)
+        records.activation("dense.layernorm", elementwise=_LAYERNORM_OPS * b.dense_dim)
     if live.sparse_out:
         if b.dense_to_sparse:
-            linear("dense_to_sparse.proj", b.dense_dim, sizes.extra_tokens * emb)
-        op("sparse.layernorm", elementwise=_LAYERNORM_OPS * bp.out_token_count * emb)
-    return layers
+            records.linear("dense_to_sparse.proj", b.dense_dim, sizes.extra_tokens * emb)
+        records.activation(
+            "sparse.layernorm", elementwise=_LAYERNORM_OPS * bp.out_token_count * emb
+        )
+    return layers + records.layers

@@ -1,35 +1,27 @@
-"""One NASRec choice block: its supernet weights and the forward computation of a subnet.
-
-:func:`block_forward` is the only place where a block's computation is written. The supernet's
-:class:`ChoiceBlock` feeds it slices of its elastic weights; a materialized
-:class:`torchrec_nas.modules.subnet.SubnetBlock` feeds it its own copies.
-"""
+"""One NASRec choice block of the supernet: every operator of the space at its largest size."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from torchrec_nas.modules.elastic import ElasticLayerNorm, ElasticLinear
-from torchrec_nas.modules.layout import BlockPlan, SlotSizes, dot_tokens
-from torchrec_nas.modules.operators import dot_product, factorization_machine, token_linear
+from torchrec_nas.modules.layout import BlockPlan, SlotSizes, operator_shape
+from torchrec_nas.modules.operators.base import (
+    DenseOperator,
+    LinearWeights,
+    SparseOperator,
+    activation_quantizer,
+    copy_quantizer,
+)
+from torchrec_nas.modules.operators.registry import operator_class
+from torchrec_nas.modules.subnet import SubnetBlock, block_outputs, concat_tokens, gather
 from torchrec_nas.space import SearchSpace
-
-Weights = Mapping[str, torch.Tensor | None]
-#: Applied to every weight matrix and every matrix input before use (fake quantization);
-#: called as ``quantize(tensor, bits)`` with ``bits=None`` meaning full precision.
-Quantizer = Callable[[torch.Tensor, "int | None"], torch.Tensor]
-
-
-def _identity(x: torch.Tensor, bits: int | None) -> torch.Tensor:
-    return x
 
 
 class ChoiceBlock(nn.Module):
-    """The supernet's block ``index``: every operator of the space at its largest size.
+    """The supernet's block ``index``: one module per operator of the space (keyed by the
+    operator's name), a LayerNorm after each, and the interaction projections.
 
     Args:
         index: position of the block (it reads outputs ``0..index``).
@@ -43,6 +35,7 @@ class ChoiceBlock(nn.Module):
         space = SearchSpace.preset("nasrec-small")
         sizes = SlotSizes.of(space, dense_in_features=13, num_sparse_features=26)
         block = ChoiceBlock(0, space, sizes)
+        dense_out, sparse_out = block(plan.blocks[0], [dense], [tokens])
     """
 
     def __init__(
@@ -50,186 +43,146 @@ class ChoiceBlock(nn.Module):
     ) -> None:
         super().__init__()
         self.index = index
-        dense_cols = sizes.dense_columns(index)
-        token_cols = sizes.token_columns(index)
-        dmax, emb = sizes.dense_slot, sizes.embedding_dim
-        # Initialize for a typical subnet, which reads about two slots, not all of them.
-        dense_fan = min(dense_cols, sizes.dense_in + dmax)
-        token_fan = min(token_cols, sizes.sparse_in + sizes.token_slot)
-        self.dense_linears = nn.ModuleDict()
+        shape = operator_shape(space, sizes, index)
+        emb, dmax = sizes.embedding_dim, sizes.dense_slot
+        self.dense_ops = nn.ModuleDict()
         self.dense_norms = nn.ModuleDict()
-        for op in space.dense_ops:
-            if op == "fc":
-                self.dense_linears["fc"] = ElasticLinear(dense_cols, dmax, fan_in=dense_fan)
-            elif op in ("gating", "sum"):
-                self.dense_linears[f"{op}_left"] = ElasticLinear(dense_cols, dmax, fan_in=dense_fan)
-                self.dense_linears[f"{op}_right"] = ElasticLinear(
-                    dense_cols, dmax, fan_in=dense_fan
-                )
-            elif op == "dot":
-                self.dense_linears["dot_proj"] = ElasticLinear(dense_cols, emb, fan_in=dense_fan)
-                self.dense_linears["dot_efc"] = ElasticLinear(
-                    token_cols + 1, dot_tokens(dmax), fan_in=token_fan + 1
-                )
-            self.dense_norms[op] = ElasticLayerNorm(dmax, gain_init=norm_gain_init)
-        self.sparse_linears = nn.ModuleDict()
+        self.sparse_ops = nn.ModuleDict()
         self.sparse_norms = nn.ModuleDict()
-        self.attention: nn.MultiheadAttention | None = None
-        for op in space.sparse_ops:
-            self.sparse_linears[op] = ElasticLinear(token_cols, sizes.op_tokens, fan_in=token_fan)
+        # Space names (built-in, registered or "package.module:Class") to their modules.
+        self._dense_by_name: dict[str, DenseOperator] = {}
+        self._sparse_by_name: dict[str, SparseOperator] = {}
+        for name in space.dense_ops:
+            op = operator_class(name)(shape)
+            assert isinstance(op, DenseOperator), f"{name} is not a DenseOperator"
+            self.dense_ops[op.spec.name] = self._dense_by_name[name] = op
+            self.dense_norms[op.spec.name] = ElasticLayerNorm(dmax, gain_init=norm_gain_init)
+        for name in space.sparse_ops:
+            sparse_op = operator_class(name)(shape)
+            assert isinstance(sparse_op, SparseOperator), f"{name} is not a SparseOperator"
+            self.sparse_ops[sparse_op.spec.name] = self._sparse_by_name[name] = sparse_op
             token_norm = nn.LayerNorm(emb)
             nn.init.constant_(token_norm.weight, norm_gain_init)
-            self.sparse_norms[op] = token_norm
-            if op == "attention":
-                self.attention = nn.MultiheadAttention(emb, space.attention_heads, batch_first=True)
+            self.sparse_norms[sparse_op.spec.name] = token_norm
         self.dense_to_sparse: ElasticLinear | None = None
         self.sparse_to_dense: ElasticLinear | None = None
         if space.interaction_bits:
             self.dense_to_sparse = ElasticLinear(dmax, sizes.extra_tokens * emb, fan_in=dmax // 2)
             self.sparse_to_dense = ElasticLinear(emb, dmax)
+        self.dense_to_sparse_quantizer = activation_quantizer(shape.quantized)
+        self.sparse_to_dense_quantizer = activation_quantizer(shape.quantized)
 
-    def _dense(self, name: str) -> ElasticLinear:
-        layer = self.dense_linears[name]
-        assert isinstance(layer, ElasticLinear)
-        return layer
+    def dense_operator(self, name: str) -> DenseOperator:
+        return self._dense_by_name[name]
 
-    def _sparse(self, name: str) -> ElasticLinear:
-        layer = self.sparse_linears[name]
-        assert isinstance(layer, ElasticLinear)
-        return layer
+    def sparse_operator(self, name: str) -> SparseOperator:
+        return self._sparse_by_name[name]
 
-    def active_weights(self, plan: BlockPlan) -> dict[str, torch.Tensor | None]:
-        """Slices of this block's weights that the planned subnet block uses, by name."""
+    def _norms(self, plan: BlockPlan) -> tuple[LinearWeights | None, LinearWeights | None]:
         cfg, live = plan.config, plan.live
-        d, t = cfg.dense_dim, cfg.sparse_tokens
-        w: dict[str, torch.Tensor | None] = {}
-        lin = self._dense
-        if live.dense_op:
-            op = cfg.dense_op
-            if op == "fc":
-                w["fc_w"], w["fc_b"] = lin("fc").sliced(d, plan.dense_cols)
-            elif op in ("gating", "sum"):
-                w["left_w"], w["left_b"] = lin(f"{op}_left").sliced(d, plan.left_cols)
-                w["right_w"], w["right_b"] = lin(f"{op}_right").sliced(d, plan.right_cols)
-            else:
-                emb = lin("dot_proj").out_features
-                w["proj_w"], w["proj_b"] = lin("dot_proj").sliced(emb, plan.dense_cols)
-                w["dot_w"], w["dot_b"] = lin("dot_efc").sliced(plan.dot_tokens, plan.dot_token_cols)
-            norm = self.dense_norms[op]
+        dense_norm = sparse_norm = None
+        if live.dense_out:
+            norm = self.dense_norms[self.dense_operator(cfg.dense_op).spec.name]
             assert isinstance(norm, ElasticLayerNorm)
-            w["dense_norm_w"], w["dense_norm_b"] = norm.sliced(d)
-            if cfg.sparse_to_dense and live.dense_out:
-                assert self.sparse_to_dense is not None
-                w["s2d_w"], w["s2d_b"] = self.sparse_to_dense.sliced(d)
-        if live.sparse_op:
-            op = cfg.sparse_op
-            w["sparse_w"], w["sparse_b"] = self._sparse(op).sliced(t, plan.token_cols)
-            if live.sparse_out:
-                norm_t = self.sparse_norms[op]
-                assert isinstance(norm_t, nn.LayerNorm)
-                w["sparse_norm_w"], w["sparse_norm_b"] = norm_t.weight, norm_t.bias
-                if cfg.dense_to_sparse:
-                    assert self.dense_to_sparse is not None
-                    out = self.dense_to_sparse.out_features
-                    w["d2s_w"], w["d2s_b"] = self.dense_to_sparse.sliced(out, in_prefix=d)
-        return w
+            dense_norm = LinearWeights(*norm.sliced(cfg.dense_dim))
+        if live.sparse_out:
+            token_norm = self.sparse_norms[self.sparse_operator(cfg.sparse_op).spec.name]
+            assert isinstance(token_norm, nn.LayerNorm)
+            sparse_norm = LinearWeights(token_norm.weight, token_norm.bias)
+        return dense_norm, sparse_norm
 
-
-def _linear(
-    x: torch.Tensor, w: Weights, name: str, cfg_bits: tuple[int | None, int | None], q: Quantizer
-) -> torch.Tensor:
-    weight = w[f"{name}_w"]
-    assert weight is not None
-    weight_bits, act_bits = cfg_bits
-    return F.linear(q(x, act_bits), q(weight, weight_bits), w[f"{name}_b"])
-
-
-def block_forward(
-    plan: BlockPlan,
-    w: Weights,
-    attention: nn.MultiheadAttention | None,
-    dense_outputs: Sequence[torch.Tensor | None],
-    sparse_outputs: Sequence[torch.Tensor | None],
-    pairs: torch.Tensor | None = None,
-    quantize: Quantizer = _identity,
-) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-    """Runs one block of a subnet.
-
-    Args:
-        plan: the block's plan (config, liveness, input order).
-        w: the active weights by name (from :meth:`ChoiceBlock.active_weights` or a subnet).
-        attention: the attention layer when the sparse operator is ``attention``.
-        dense_outputs: dense outputs so far, indexed by output (0 = raw dense input).
-        sparse_outputs: token outputs so far, ``[B, T, E]`` each.
-        pairs: the dot-product operator's Gram indices on the right device.
-        quantize: fake quantization applied to weights and inputs of matrix products.
-
-    Returns:
-        ``(dense_out, sparse_out)``; an output that cannot reach the logit is ``None``.
-    """
-    cfg, live = plan.config, plan.live
-    bits = (cfg.weight_bits, cfg.activation_bits)
-    dense_result = sparse_result = None
-    if live.sparse_op:
-        tokens = torch.cat([_need(sparse_outputs, j) for j in sorted(cfg.sparse_inputs)], dim=1)
-        sw = w["sparse_w"]
-        assert sw is not None
-        q_tokens = quantize(tokens, bits[1])
-        query = token_linear(q_tokens, quantize(sw, bits[0]), w["sparse_b"])
-        if cfg.sparse_op == "attention":
-            assert attention is not None
-            attended, _ = attention(query, q_tokens, q_tokens, need_weights=False)
-            sparse_result = query + attended
-        else:
-            sparse_result = query
-    if live.dense_op:
-        dense_in = [_need(dense_outputs, j) for j in sorted(cfg.dense_inputs)]
-        if cfg.dense_op == "fc":
-            dense_result = F.relu(_linear(torch.cat(dense_in, dim=1), w, "fc", bits, quantize))
-        elif cfg.dense_op in ("gating", "sum"):
-            left = _linear(dense_in[0], w, "left", bits, quantize)
-            right_in = torch.cat(dense_in[1:], dim=1) if len(dense_in) > 1 else dense_in[0]
-            right = _linear(right_in, w, "right", bits, quantize)
-            dense_result = left + right if cfg.dense_op == "sum" else torch.sigmoid(left) * right
-        else:
-            tokens = torch.cat([_need(sparse_outputs, j) for j in sorted(cfg.sparse_inputs)], 1)
-            assert pairs is not None
-            dense_result = dot_product(
-                quantize(torch.cat(dense_in, dim=1), bits[1]),
-                quantize(tokens, bits[1]),
-                quantize(_need_w(w, "proj_w"), bits[0]),
-                w["proj_b"],
-                quantize(_need_w(w, "dot_w"), bits[0]),
-                w["dot_b"],
-                pairs,
+    def _interaction(self, plan: BlockPlan) -> tuple[LinearWeights | None, LinearWeights | None]:
+        cfg, live = plan.config, plan.live
+        sparse_to_dense = dense_to_sparse = None
+        if cfg.sparse_to_dense and live.dense_out:
+            assert self.sparse_to_dense is not None
+            sparse_to_dense = LinearWeights(*self.sparse_to_dense.sliced(cfg.dense_dim))
+        if cfg.dense_to_sparse and live.sparse_out:
+            assert self.dense_to_sparse is not None
+            out = self.dense_to_sparse.out_features
+            dense_to_sparse = LinearWeights(
+                *self.dense_to_sparse.sliced(out, in_prefix=cfg.dense_dim)
             )
-    dense_out = sparse_out = None
-    if live.dense_out:
-        assert dense_result is not None
-        y = dense_result
-        if cfg.sparse_to_dense:
-            assert sparse_result is not None
-            y = y + _linear(factorization_machine(sparse_result), w, "s2d", bits, quantize)
-        dense_out = F.layer_norm(y, (cfg.dense_dim,), w["dense_norm_w"], w["dense_norm_b"])
-    if live.sparse_out:
-        assert sparse_result is not None
-        t = sparse_result
-        if cfg.dense_to_sparse:
-            assert dense_result is not None
-            extra = _linear(dense_result, w, "d2s", bits, quantize)
-            t = torch.cat([t, extra.view(t.shape[0], -1, t.shape[2])], dim=1)
-        sparse_out = F.layer_norm(t, (t.shape[2],), w["sparse_norm_w"], w["sparse_norm_b"])
-    return dense_out, sparse_out
+        return sparse_to_dense, dense_to_sparse
+
+    def forward(
+        self,
+        plan: BlockPlan,
+        dense_outputs: list[torch.Tensor | None],
+        sparse_outputs: list[torch.Tensor | None],
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """Runs the block as ``plan`` says.
+
+        Args:
+            plan: the block's plan (config, liveness, operator plans).
+            dense_outputs: dense outputs so far, indexed by output (0 = raw dense input).
+            sparse_outputs: token outputs so far, ``[B, T, E]`` each.
+
+        Returns:
+            ``(dense_out, sparse_out)``; an output that cannot reach the logit is ``None``.
+        """
+        cfg = plan.config
+        dense_op = self.dense_operator(cfg.dense_op) if plan.dense is not None else None
+        reads_sparse = dense_op is not None and dense_op.spec.reads_sparse
+        tokens = None
+        if plan.sparse is not None or reads_sparse:
+            tokens = concat_tokens(sparse_outputs, cfg.sparse_inputs)
+        sparse_result = dense_result = None
+        if plan.sparse is not None:
+            assert tokens is not None
+            sparse_result = self.sparse_operator(cfg.sparse_op)(tokens, plan.sparse)
+        if dense_op is not None:
+            assert plan.dense is not None
+            dense_inputs = gather(dense_outputs, cfg.dense_inputs)
+            dense_result = dense_op(dense_inputs, tokens if reads_sparse else None, plan.dense)
+        dense_norm, sparse_norm = self._norms(plan)
+        sparse_to_dense, dense_to_sparse = self._interaction(plan)
+        return block_outputs(
+            cfg,
+            dense_result,
+            sparse_result,
+            dense_norm,
+            sparse_norm,
+            sparse_to_dense,
+            dense_to_sparse,
+            self.sparse_to_dense_quantizer,
+            self.dense_to_sparse_quantizer,
+        )
+
+    @torch.no_grad()
+    def materialize(self, plan: BlockPlan) -> SubnetBlock:
+        """A :class:`SubnetBlock` with copies of the weights ``plan`` uses."""
+        cfg = plan.config
+        dense = sparse = None
+        reads_sparse = False
+        if plan.dense is not None:
+            dense_op = self.dense_operator(cfg.dense_op)
+            dense = dense_op.materialize(plan.dense)
+            reads_sparse = dense_op.spec.reads_sparse
+        if plan.sparse is not None:
+            sparse = self.sparse_operator(cfg.sparse_op).materialize(plan.sparse)
+        dense_norm, sparse_norm = self._norms(plan)
+        sparse_to_dense, dense_to_sparse = self._interaction(plan)
+        return SubnetBlock(
+            cfg,
+            dense,
+            sparse,
+            reads_sparse,
+            _layer_norm(dense_norm),
+            _layer_norm(sparse_norm),
+            sparse_to_dense.to_linear() if sparse_to_dense is not None else None,
+            dense_to_sparse.to_linear() if dense_to_sparse is not None else None,
+            copy_quantizer(self.sparse_to_dense_quantizer),
+            copy_quantizer(self.dense_to_sparse_quantizer),
+        )
 
 
-def _need(outputs: Sequence[torch.Tensor | None], j: int) -> torch.Tensor:
-    out = outputs[j]
-    if out is None:
-        raise RuntimeError(f"output {j} was not computed but is read (liveness bug)")
-    return out
-
-
-def _need_w(w: Weights, name: str) -> torch.Tensor:
-    t = w[name]
-    assert t is not None
-    return t
+def _layer_norm(weights: LinearWeights | None) -> nn.LayerNorm | None:
+    if weights is None:
+        return None
+    norm = nn.LayerNorm(weights.weight.shape[0]).to(weights.weight.device)
+    with torch.no_grad():
+        norm.weight.copy_(weights.weight)
+        assert weights.bias is not None and norm.bias is not None
+        norm.bias.copy_(weights.bias)
+    return norm

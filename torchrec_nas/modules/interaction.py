@@ -7,15 +7,14 @@ and returns logits ``[B]``. It replaces DLRM's interaction *and* over arch.
 
 from __future__ import annotations
 
-import copy
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from torchrec_nas.modules.block import ChoiceBlock, Quantizer, _identity, block_forward
+from torchrec_nas.modules.block import ChoiceBlock
 from torchrec_nas.modules.elastic import ElasticLinear
 from torchrec_nas.modules.layout import ArchitecturePlan, SlotSizes, plan_architecture
+from torchrec_nas.modules.operators.base import LinearWeights
 from torchrec_nas.modules.subnet import SubnetBlock, SubnetInteraction
 from torchrec_nas.space import Architecture, SearchSpace
 
@@ -27,17 +26,15 @@ class NASRecInteraction(nn.Module):
         space: the search space.
         dense_in_features: D, width of the dense input.
         num_sparse_features: F, number of embedding tokens (one per sparse feature).
-        quantize: fake quantization of weights and activations (see
-            :mod:`torchrec_nas.modules.quant`); identity by default.
         norm_gain_init: initial gain of the LayerNorms after operators. Adagrad's first
             updates move every weight by about the learning rate whatever the gradient's scale,
             so a layer reading ``K`` unit-scale features moves its output by about ``lr * K``
-            per step; with hundreds of LayerNorm outputs feeding the classifier, the reference
-            lr of 0.12 made the supernet diverge. Small initial gains keep activations small at
-            first (as a DLRM's near-zero embeddings do), so early gradients stay below
-            Adagrad's epsilon and steps stay small. Measured on the synthetic default, 600
-            steps: subnet validation logloss 0.513-0.521 with 0.03, 0.52-0.63 with 1.0 at lr
-            0.02, divergence with 1.0 at lr 0.12.
+            per step; small initial gains keep activations small at first (as a DLRM's
+            near-zero embeddings do), so early steps stay small at the reference lr.
+
+    When the space searches bit widths, operators fake-quantize their weights and inputs
+    (:mod:`torchrec_nas.modules.quant`) with activation ranges tracked in training and frozen
+    in eval mode.
 
     Example::
 
@@ -53,13 +50,12 @@ class NASRecInteraction(nn.Module):
         space: SearchSpace,
         dense_in_features: int,
         num_sparse_features: int,
-        quantize: Quantizer = _identity,
         norm_gain_init: float = 0.03,
     ) -> None:
         super().__init__()
+        space.check_operators()
         self.space = space
         self.sizes = SlotSizes.of(space, dense_in_features, num_sparse_features)
-        self.quantize = quantize
         self.blocks = nn.ModuleList(
             ChoiceBlock(i, space, self.sizes, norm_gain_init) for i in range(space.num_blocks)
         )
@@ -69,19 +65,10 @@ class NASRecInteraction(nn.Module):
             1,
             fan_in=typical_in,
         )
-        self._pairs_cache: dict[tuple[int, torch.device], torch.Tensor] = {}
 
     def plan(self, arch: Architecture) -> ArchitecturePlan:
         """The cached index plan of ``arch``."""
         return plan_architecture(arch, self.sizes)
-
-    def _pairs(self, dense_dim: int, pairs: torch.Tensor, device: torch.device) -> torch.Tensor:
-        # The Gram indices depend on the width alone; keep one copy per device.
-        key = (dense_dim, device)
-        cached = self._pairs_cache.get(key)
-        if cached is None:
-            cached = self._pairs_cache[key] = pairs.to(device)
-        return cached
 
     def forward(
         self, dense_features: torch.Tensor, sparse_tokens: torch.Tensor, arch: Architecture
@@ -110,27 +97,11 @@ class NASRecInteraction(nn.Module):
         plan = self.plan(arch)
         dense_outputs: list[torch.Tensor | None] = [dense_features]
         sparse_outputs: list[torch.Tensor | None] = [sparse_tokens]
-        device = dense_features.device
         for block, bplan in zip(self.blocks, plan.blocks):
             assert isinstance(block, ChoiceBlock)
-            if not bplan.live.alive:
-                dense_outputs.append(None)
-                sparse_outputs.append(None)
-                continue
-            pairs = (
-                self._pairs(bplan.config.dense_dim, bplan.dot_pairs, device)
-                if bplan.dot_tokens
-                else None
-            )
-            d, s = block_forward(
-                bplan,
-                block.active_weights(bplan),
-                block.attention,
-                dense_outputs,
-                sparse_outputs,
-                pairs,
-                self.quantize,
-            )
+            d = s = None
+            if bplan.live.alive:
+                d, s = block(bplan, dense_outputs, sparse_outputs)
             dense_outputs.append(d)
             sparse_outputs.append(s)
         dense, tokens = dense_outputs[-1], sparse_outputs[-1]
@@ -149,28 +120,12 @@ class NASRecInteraction(nn.Module):
         blocks: list[SubnetBlock | None] = []
         for block, bplan in zip(self.blocks, plan.blocks):
             assert isinstance(block, ChoiceBlock)
-            if not bplan.live.alive:
-                blocks.append(None)
-                continue
-            weights = {
-                k: v.detach().clone()
-                for k, v in block.active_weights(bplan).items()
-                if v is not None
-            }
-            attention = (
-                copy.deepcopy(block.attention)
-                if bplan.live.sparse_op and bplan.config.sparse_op == "attention"
-                else None
-            )
-            blocks.append(SubnetBlock(bplan, weights, attention))
-        cw, cb = self.classifier.sliced(1, plan.classifier_cols)
-        assert cb is not None
+            blocks.append(block.materialize(bplan) if bplan.live.alive else None)
+        classifier = LinearWeights(*self.classifier.sliced(1, plan.classifier_cols)).to_linear()
         return SubnetInteraction(
             arch,
             blocks,
-            cw.detach().clone(),
-            cb.detach().clone(),
+            classifier,
             uses_dense_input=plan.uses_dense_input,
             uses_sparse_input=plan.uses_sparse_input,
-            quantize=self.quantize,
         )

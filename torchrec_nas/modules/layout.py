@@ -13,32 +13,13 @@ because the same architectures come back during the search.
 from __future__ import annotations
 
 import functools
-import math
 from dataclasses import dataclass
 
 import torch
 
+from torchrec_nas.modules.operators.base import OperatorPlan, OperatorShape
+from torchrec_nas.modules.operators.registry import operator_class, operator_spec
 from torchrec_nas.space import Architecture, BlockConfig, BlockLiveness, SearchSpace, liveness
-
-
-def dot_tokens(dense_dim: int) -> int:
-    """Tokens the dot-product operator keeps so that its pair count covers ``dense_dim``.
-
-    ``round(sqrt(2 * dim))`` tokens give ``n (n + 1) / 2 >= dim`` products (lower triangle with
-    the diagonal), so the operator's parameters grow linearly with ``dim``.
-    """
-    return round(math.sqrt(2 * dense_dim))
-
-
-def tril_pair_index(tokens: int, count: int) -> torch.Tensor:
-    """Flat indices into a ``[tokens, tokens]`` Gram matrix of the first ``count`` pairs of its
-    lower triangle (with the diagonal), row by row. Pairs among the first ``k`` tokens come
-    first, so widths share a prefix."""
-    rows, cols = torch.tril_indices(tokens, tokens)
-    flat = rows * tokens + cols
-    if count > flat.numel():
-        raise ValueError(f"{tokens} tokens give {flat.numel()} pairs, fewer than {count}")
-    return flat[:count].clone()
 
 
 @dataclass(frozen=True)
@@ -102,27 +83,22 @@ def _index(values: list[int]) -> torch.Tensor:
     return torch.tensor(values, dtype=torch.long)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class BlockPlan:
-    """Column indices a block's layers use for one architecture.
+    """What one block runs for one architecture.
 
-    ``dense_cols`` index the concatenated dense inputs in the dense slot space; ``left_cols`` and
-    ``right_cols`` split them for binary operators (left: the first input; right: the others, or
-    the first again when it is alone). ``token_cols`` index the concatenated sparse inputs in the
-    token slot space; ``dot_token_cols`` the same, shifted behind the projected dense token.
+    Args:
+        config: the block's choices.
+        live: which of its results reach the logit.
+        dense: the dense operator's plan, ``None`` when its result is unused.
+        sparse: the sparse operator's plan, ``None`` when its result is unused.
+        out_token_count: tokens of the block's sparse output.
     """
 
     config: BlockConfig
     live: BlockLiveness
-    dense_cols: torch.Tensor
-    left_cols: torch.Tensor
-    right_cols: torch.Tensor
-    left_inputs: tuple[int, ...]
-    right_inputs: tuple[int, ...]
-    token_cols: torch.Tensor
-    dot_token_cols: torch.Tensor
-    dot_tokens: int
-    dot_pairs: torch.Tensor
+    dense: OperatorPlan | None
+    sparse: OperatorPlan | None
     out_token_count: int
 
 
@@ -171,6 +147,40 @@ def _token_cols(arch: Architecture, inputs: tuple[int, ...], sizes: SlotSizes) -
     return cols
 
 
+def operator_shape(
+    space: SearchSpace, sizes: SlotSizes, block: int, quantized: bool | None = None
+) -> OperatorShape:
+    """The largest sizes of the operators of block ``block``."""
+    dense_columns = sizes.dense_columns(block)
+    token_columns = sizes.token_columns(block)
+    return OperatorShape(
+        dense_columns=dense_columns,
+        token_columns=token_columns,
+        # Initialize for a typical subnet, which reads about two slots, not all of them.
+        dense_fan_in=min(dense_columns, sizes.dense_in + sizes.dense_slot),
+        token_fan_in=min(token_columns, sizes.sparse_in + sizes.token_slot),
+        max_dense_dim=sizes.dense_slot,
+        max_tokens=sizes.op_tokens,
+        embedding_dim=sizes.embedding_dim,
+        attention_heads=space.attention_heads,
+        quantized=bool(space.bit_choices) if quantized is None else quantized,
+    )
+
+
+def _operator_plan(
+    name: str,
+    b: BlockConfig,
+    width: int,
+    cols: list[int],
+    first: list[int],
+    rest: list[int],
+    token_cols: list[int],
+) -> OperatorPlan:
+    plan = OperatorPlan(b, width, _index(cols), _index(first), _index(rest), _index(token_cols))
+    result: OperatorPlan = operator_class(name).plan(plan)
+    return result
+
+
 @functools.lru_cache(maxsize=8192)
 def plan_architecture(arch: Architecture, sizes: SlotSizes) -> ArchitecturePlan:
     """Builds (and caches) the :class:`ArchitecturePlan` of ``arch``.
@@ -183,25 +193,22 @@ def plan_architecture(arch: Architecture, sizes: SlotSizes) -> ArchitecturePlan:
     for b, lv in zip(arch.blocks, live):
         d_in = tuple(sorted(b.dense_inputs))
         s_in = tuple(sorted(b.sparse_inputs))
-        left, right = d_in[:1], (d_in[1:] or d_in[:1])
         token_cols = _token_cols(arch, s_in, sizes)
-        n = dot_tokens(b.dense_dim) if b.dense_op == "dot" else 0
-        blocks.append(
-            BlockPlan(
-                config=b,
-                live=lv,
-                dense_cols=_index(_dense_cols(arch, d_in, sizes)),
-                left_cols=_index(_dense_cols(arch, left, sizes)),
-                right_cols=_index(_dense_cols(arch, right, sizes)),
-                left_inputs=left,
-                right_inputs=right,
-                token_cols=_index(token_cols),
-                dot_token_cols=_index([0] + [c + 1 for c in token_cols]),
-                dot_tokens=n,
-                dot_pairs=tril_pair_index(n, b.dense_dim) if n else _index([]),
-                out_token_count=len(sizes.block_token_positions(b)),
+        dense = sparse = None
+        if lv.dense_op:
+            first, rest = d_in[:1], (d_in[1:] or d_in[:1])
+            dense = _operator_plan(
+                b.dense_op,
+                b,
+                b.dense_dim,
+                _dense_cols(arch, d_in, sizes),
+                _dense_cols(arch, first, sizes),
+                _dense_cols(arch, rest, sizes),
+                token_cols,
             )
-        )
+        if lv.sparse_op:
+            sparse = _operator_plan(b.sparse_op, b, b.sparse_tokens, token_cols, [], [], token_cols)
+        blocks.append(BlockPlan(b, lv, dense, sparse, len(sizes.block_token_positions(b))))
     last = len(arch.blocks)
     cls_cols = list(range(arch.blocks[-1].dense_dim))
     for p in _output_token_positions(arch, last, sizes):
@@ -209,7 +216,8 @@ def plan_architecture(arch: Architecture, sizes: SlotSizes) -> ArchitecturePlan:
         cls_cols += range(start, start + sizes.embedding_dim)
     uses_dense = any(lv.dense_op and 0 in b.dense_inputs for b, lv in zip(arch.blocks, live))
     uses_sparse = any(
-        (lv.sparse_op or (lv.dense_op and b.dense_op == "dot")) and 0 in b.sparse_inputs
+        (lv.sparse_op or (lv.dense_op and operator_spec(b.dense_op).reads_sparse))
+        and 0 in b.sparse_inputs
         for b, lv in zip(arch.blocks, live)
     )
     return ArchitecturePlan(arch, tuple(blocks), _index(cls_cols), uses_dense, uses_sparse)

@@ -7,8 +7,9 @@ range and are zero for values that were clipped.
 
 :func:`fake_quantize` has the ``quantize(tensor, bits)`` signature the supernet expects
 (``bits=None`` is full precision), so it can be passed as the supernet's ``quantize`` argument.
-Weights use a per-tensor (or per-channel) max-abs scale; activations use the batch max-abs, or
-a running max-abs with :class:`ActivationQuantizer`.
+Weights use a per-tensor (or per-channel) max-abs scale. Activations in a model go through an
+:class:`ActivationQuantizer`, whose running range makes eval-mode results independent of the
+batch.
 
 Example::
 
@@ -154,9 +155,10 @@ def quantize_weight(weight: torch.Tensor, bits: int | None) -> torch.Tensor:
 class ActivationQuantizer(nn.Module):
     """Fake-quantizes activations with a running max-abs clip value.
 
-    In training the clip value follows an exponential moving average of the batch max-abs; in
-    eval mode the stored value is used, so a deployed model has a fixed input range as the PIM
-    DACs do. Before the first training batch the batch max-abs is used.
+    In training, values are clipped at the batch max-abs and the stored clip value follows its
+    exponential moving average; in eval mode the stored value is used, so a deployed model has a
+    fixed input range as the PIM DACs do, and a row's result does not depend on the other rows
+    of its batch. A quantizer that never saw a training batch uses each row's own max-abs.
 
     Args:
         bits: default bit width (``None``: full precision); ``forward`` can override it, as the
@@ -186,18 +188,19 @@ class ActivationQuantizer(nn.Module):
         bits = self.bits if bits is None else bits
         if bits is None:
             return x
-        batch_max = x.detach().abs().amax() if x.numel() else torch.zeros((), device=x.device)
         if self.training:
+            batch_max = x.detach().abs().amax() if x.numel() else x.new_zeros(())
             with torch.no_grad():
                 if bool(self.initialized):
                     self.running_max_abs.lerp_(batch_max.to(self.running_max_abs), self.momentum)
                 else:
                     self.running_max_abs.copy_(batch_max)
                     self.initialized.fill_(True)
-            clip = batch_max
-        else:
-            clip = self.running_max_abs if bool(self.initialized) else batch_max
-        return fake_quantize(x, bits, symmetric=True, max_abs=clip)
+            return fake_quantize(x, bits, symmetric=True, max_abs=batch_max)
+        if bool(self.initialized):
+            return fake_quantize(x, bits, symmetric=True, max_abs=self.running_max_abs)
+        # Never trained: each row's own range, so that no row depends on the others.
+        return fake_quantize(x, bits, symmetric=True, per_channel_dim=0)
 
     def extra_repr(self) -> str:
         return f"bits={self.bits}, momentum={self.momentum}"

@@ -1,4 +1,10 @@
-"""Standalone subnets materialized from the supernet: only the active weights, no slots."""
+"""Materialized subnets: the live blocks of one architecture as ordinary modules.
+
+A :class:`SubnetBlock` holds the modules its operators materialize into (for example
+``FullyConnected(linear=Linear(...))``), so printing a subnet says which operator each block
+runs. :func:`block_outputs` is the one place where a block's interaction bits and LayerNorms
+are written; the supernet's choice blocks call it too.
+"""
 
 from __future__ import annotations
 
@@ -6,111 +12,238 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from torchrec_nas.modules.block import Quantizer, _identity, block_forward
-from torchrec_nas.modules.layout import BlockPlan
-from torchrec_nas.space import Architecture
+from torchrec_nas.architecture import Architecture, BlockConfig
+from torchrec_nas.modules.operators.base import (
+    Bits,
+    LinearWeights,
+    quantized_linear,
+)
+from torchrec_nas.modules.quant import ActivationQuantizer
+
+
+def factorization_machine(tokens: torch.Tensor) -> torch.Tensor:
+    """Second-order FM term of ``[B, T, E]`` tokens: ``((sum t)^2 - sum t^2) / 2``, ``[B, E]``."""
+    square_of_sum = tokens.sum(dim=1).pow(2)
+    sum_of_square = tokens.pow(2).sum(dim=1)
+    return 0.5 * (square_of_sum - sum_of_square)
+
+
+def gather(outputs: list[torch.Tensor | None], inputs: tuple[int, ...]) -> list[torch.Tensor]:
+    """The outputs ``inputs`` names, in sorted order (the supernet's concatenation order)."""
+    gathered = []
+    for j in sorted(inputs):
+        out = outputs[j]
+        if out is None:
+            raise RuntimeError(f"output {j} was not computed but is read (liveness bug)")
+        gathered.append(out)
+    return gathered
+
+
+def concat_tokens(outputs: list[torch.Tensor | None], inputs: tuple[int, ...]) -> torch.Tensor:
+    tokens = gather(outputs, inputs)
+    return torch.cat(tokens, dim=1) if len(tokens) > 1 else tokens[0]
+
+
+def block_outputs(
+    config: BlockConfig,
+    dense_result: torch.Tensor | None,
+    sparse_result: torch.Tensor | None,
+    dense_norm: LinearWeights | None,
+    sparse_norm: LinearWeights | None,
+    sparse_to_dense: LinearWeights | None = None,
+    dense_to_sparse: LinearWeights | None = None,
+    sparse_to_dense_quantizer: ActivationQuantizer | None = None,
+    dense_to_sparse_quantizer: ActivationQuantizer | None = None,
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """A block's outputs from its operators' results.
+
+    Args:
+        config: the block's choices.
+        dense_result: the dense operator's result ``[B, D]`` (``None`` if unused).
+        sparse_result: the sparse operator's result ``[B, T, E]`` (``None`` if unused).
+        dense_norm: the dense LayerNorm's affine weights; ``None`` when the dense output
+            cannot reach the logit (then no dense output is computed).
+        sparse_norm: the same for the sparse output.
+        sparse_to_dense: the FM term's projection, when that bit applies.
+        dense_to_sparse: the projection to extra tokens, when that bit applies.
+        sparse_to_dense_quantizer: activation range of the FM term (quantized spaces).
+        dense_to_sparse_quantizer: activation range of the dense result.
+
+    Returns:
+        ``(dense_out, sparse_out)``, ``None`` for an output that cannot reach the logit.
+    """
+    bits = Bits.of(config)
+    dense_out = sparse_out = None
+    if dense_norm is not None:
+        assert dense_result is not None
+        y = dense_result
+        if sparse_to_dense is not None:
+            assert sparse_result is not None
+            fm = factorization_machine(sparse_result)
+            y = y + quantized_linear(fm, sparse_to_dense, bits, sparse_to_dense_quantizer)
+        dense_out = F.layer_norm(y, (y.shape[1],), dense_norm.weight, dense_norm.bias)
+    if sparse_norm is not None:
+        assert sparse_result is not None
+        t = sparse_result
+        if dense_to_sparse is not None:
+            assert dense_result is not None
+            extra = quantized_linear(dense_result, dense_to_sparse, bits, dense_to_sparse_quantizer)
+            t = torch.cat([t, extra.view(t.shape[0], -1, t.shape[2])], dim=1)
+        sparse_out = F.layer_norm(t, (t.shape[2],), sparse_norm.weight, sparse_norm.bias)
+    return dense_out, sparse_out
 
 
 class SubnetBlock(nn.Module):
-    """One block of a materialized subnet, computing exactly what the supernet block did.
+    """One block of a materialized subnet: its operators' modules, LayerNorms and interaction
+    projections, computing what the supernet's block computed.
 
     Args:
-        plan: the block's plan (config, liveness and input order).
-        weights: its own copies of the active weights, by name.
-        attention: its own attention layer, when its sparse operator is attention.
+        config: the block's choices.
+        dense: the dense operator's module, called ``dense(dense_inputs, tokens)``; ``None``
+            if its result cannot reach the logit.
+        sparse: the sparse operator's module, called ``sparse(tokens)``, or ``None``.
+        reads_sparse: whether the dense operator reads the sparse inputs.
+        dense_norm: LayerNorm of the dense output (``None`` if unused).
+        sparse_norm: LayerNorm of the sparse output (``None`` if unused).
+        sparse_to_dense: projection of the FM term, when that bit applies.
+        dense_to_sparse: projection to extra tokens, when that bit applies.
+        sparse_to_dense_quantizer: activation range of the FM term (quantized spaces).
+        dense_to_sparse_quantizer: activation range of the dense result.
     """
 
     def __init__(
         self,
-        plan: BlockPlan,
-        weights: dict[str, torch.Tensor],
-        attention: nn.MultiheadAttention | None,
+        config: BlockConfig,
+        dense: nn.Module | None,
+        sparse: nn.Module | None,
+        reads_sparse: bool,
+        dense_norm: nn.LayerNorm | None,
+        sparse_norm: nn.LayerNorm | None,
+        sparse_to_dense: nn.Linear | None = None,
+        dense_to_sparse: nn.Linear | None = None,
+        sparse_to_dense_quantizer: ActivationQuantizer | None = None,
+        dense_to_sparse_quantizer: ActivationQuantizer | None = None,
     ) -> None:
         super().__init__()
-        self.plan = plan
-        self.weights = nn.ParameterDict({k: nn.Parameter(v) for k, v in weights.items()})
-        self.attention = attention
-        self.register_buffer("pairs", plan.dot_pairs.clone(), persistent=False)
+        self.config = config
+        self.dense = dense
+        self.sparse = sparse
+        self.reads_sparse = reads_sparse
+        self.dense_norm = dense_norm
+        self.sparse_norm = sparse_norm
+        self.sparse_to_dense = sparse_to_dense
+        self.dense_to_sparse = dense_to_sparse
+        self.sparse_to_dense_quantizer = sparse_to_dense_quantizer
+        self.dense_to_sparse_quantizer = dense_to_sparse_quantizer
 
     def forward(
-        self,
-        dense_outputs: list[torch.Tensor | None],
-        sparse_outputs: list[torch.Tensor | None],
-        quantize: Quantizer = _identity,
+        self, dense_outputs: list[torch.Tensor | None], sparse_outputs: list[torch.Tensor | None]
     ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        weights = {k: self.weights[k] for k in self.weights}
-        pairs = self.get_buffer("pairs") if self.plan.dot_tokens else None
-        return block_forward(
-            self.plan, weights, self.attention, dense_outputs, sparse_outputs, pairs, quantize
+        cfg = self.config
+        tokens = None
+        if self.sparse is not None or (self.dense is not None and self.reads_sparse):
+            tokens = concat_tokens(sparse_outputs, cfg.sparse_inputs)
+        sparse_result = self.sparse(tokens) if self.sparse is not None else None
+        dense_result = None
+        if self.dense is not None:
+            dense_inputs = gather(dense_outputs, cfg.dense_inputs)
+            dense_result = self.dense(dense_inputs, tokens if self.reads_sparse else None)
+        return block_outputs(
+            cfg,
+            dense_result,
+            sparse_result,
+            _weights(self.dense_norm),
+            _weights(self.sparse_norm),
+            _weights(self.sparse_to_dense),
+            _weights(self.dense_to_sparse),
+            self.sparse_to_dense_quantizer,
+            self.dense_to_sparse_quantizer,
         )
+
+
+def _weights(module: nn.Linear | nn.LayerNorm | None) -> LinearWeights | None:
+    return LinearWeights(module.weight, module.bias) if module is not None else None
+
+
+def run_blocks(
+    blocks: nn.ModuleList,
+    live_index: list[int],
+    dense_features: torch.Tensor,
+    sparse_features: torch.Tensor | None,
+) -> torch.Tensor:
+    """Runs materialized blocks and returns the classifier's input: the last block's dense
+    output and its flattened tokens, ``[B, features]``.
+
+    Args:
+        blocks: the live :class:`SubnetBlock` s in order.
+        live_index: the block index of each (the last is the architecture's last block).
+        dense_features: ``[B, D]``.
+        sparse_features: ``[B, F, E]``, or ``None`` when no block reads the embeddings.
+    """
+    num_outputs = live_index[-1] + 2
+    dense_outputs: list[torch.Tensor | None] = [dense_features] + [None] * (num_outputs - 1)
+    sparse_outputs: list[torch.Tensor | None] = [sparse_features] + [None] * (num_outputs - 1)
+    for i, block in zip(live_index, blocks):
+        dense_outputs[i + 1], sparse_outputs[i + 1] = block(dense_outputs, sparse_outputs)
+    dense, tokens = dense_outputs[-1], sparse_outputs[-1]
+    assert dense is not None and tokens is not None
+    return torch.cat([dense, tokens.flatten(1)], dim=1)
 
 
 class SubnetInteraction(nn.Module):
     """A fixed NASRec interaction: the live blocks of one architecture and its classifier.
 
     Built by :meth:`torchrec_nas.modules.interaction.NASRecInteraction.materialize`; trainable
-    on its own (its parameters are copies, not views of the supernet).
+    on its own (its parameters are copies, not views of the supernet). It takes tensors only,
+    so ``torch.export`` can trace it.
 
     Args:
         arch: the architecture it computes.
         blocks: one :class:`SubnetBlock` per block, ``None`` for blocks that cannot reach the
             logit.
-        classifier_weight: ``[1, features]``.
-        classifier_bias: ``[1]``.
+        classifier: the linear layer from the last block's outputs to the logit.
         uses_dense_input: whether the dense features reach the logit.
         uses_sparse_input: whether the embeddings reach the logit (if not, a model built on
             this subnet needs no embedding tables).
-        quantize: fake quantization of weights and activations.
 
     Example::
 
         subnet = supernet_interaction.materialize(arch)
-        logits = subnet(dense_features, sparse_tokens)   # [B]
+        logits = subnet(dense_features, sparse_features)   # [B, D], [B, F, E] -> [B]
     """
 
     def __init__(
         self,
         arch: Architecture,
         blocks: list[SubnetBlock | None],
-        classifier_weight: torch.Tensor,
-        classifier_bias: torch.Tensor,
+        classifier: nn.Linear,
         uses_dense_input: bool = True,
         uses_sparse_input: bool = True,
-        quantize: Quantizer = _identity,
     ) -> None:
         super().__init__()
         self.arch = arch
         self.live_index = [i for i, b in enumerate(blocks) if b is not None]
         self.blocks = nn.ModuleList(b for b in blocks if b is not None)
-        self.classifier = nn.Linear(classifier_weight.shape[1], 1)
-        with torch.no_grad():
-            self.classifier.weight.copy_(classifier_weight)
-            self.classifier.bias.copy_(classifier_bias)
-        self.num_blocks = len(blocks)
+        self.classifier = classifier
         self.uses_dense_input = uses_dense_input
         self.uses_sparse_input = uses_sparse_input
-        self.quantize = quantize
+
+    def head_features(
+        self, dense_features: torch.Tensor, sparse_features: torch.Tensor | None
+    ) -> torch.Tensor:
+        """The classifier's input: the last block's dense output and flattened tokens."""
+        return run_blocks(self.blocks, self.live_index, dense_features, sparse_features)
 
     def forward(
-        self, dense_features: torch.Tensor, sparse_tokens: torch.Tensor | None
+        self, dense_features: torch.Tensor, sparse_features: torch.Tensor | None
     ) -> torch.Tensor:
         """
         Args:
             dense_features: ``[B, D]``.
-            sparse_tokens: ``[B, F, E]``, or ``None`` when ``uses_sparse_input`` is false.
+            sparse_features: pooled embeddings as tokens ``[B, F, E]``, or ``None`` when
+                ``uses_sparse_input`` is false.
 
         Returns:
             logits ``[B]``.
         """
-        dense_outputs: list[torch.Tensor | None] = [dense_features] + [None] * self.num_blocks
-        sparse_outputs: list[torch.Tensor | None] = [sparse_tokens] + [None] * self.num_blocks
-        for i, block in zip(self.live_index, self.blocks):
-            d, s = block(dense_outputs, sparse_outputs, self.quantize)
-            dense_outputs[i + 1], sparse_outputs[i + 1] = d, s
-        dense, tokens = dense_outputs[-1], sparse_outputs[-1]
-        assert dense is not None and tokens is not None
-        return F.linear(
-            torch.cat([dense, tokens.flatten(1)], dim=1),
-            self.classifier.weight,
-            self.classifier.bias,
-        ).squeeze(-1)
+        return self.classifier(self.head_features(dense_features, sparse_features)).squeeze(-1)

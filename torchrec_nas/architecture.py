@@ -1,0 +1,250 @@
+"""What an architecture is: plain data (frozen dataclasses, JSON) and its canonical form.
+
+Nothing here imports torch. An :class:`Architecture` is a stack of choice blocks. Block ``i``
+(0-based) reads earlier *outputs* by index: output 0 is the raw input (the dense features, and
+the pooled embeddings as tokens), output ``k >= 1`` is the output of block ``k - 1``. Each block
+has a dense path and a sparse path:
+
+- a dense operator (for example ``fc``, ``gating``, ``sum``, ``dot``) over its dense inputs,
+  concatenated along features, producing ``dense_dim`` features;
+- a sparse operator (for example ``efc``, ``attention``) over its sparse inputs, concatenated
+  along tokens, producing ``sparse_tokens`` tokens of the embedding width;
+- ``dense_to_sparse``: the dense result is projected to extra tokens appended to the sparse
+  output; ``sparse_to_dense``: a factorization-machine term of the sparse result is added to the
+  dense output. Both read the operators' results before these bits apply, so they never form a
+  cycle.
+
+The classifier reads the last block's dense and sparse outputs. What an operator is (binary,
+reading sparse inputs) comes from :mod:`torchrec_nas.modules.operators.registry`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from torchrec_nas.config_utils import ConfigError, from_mapping
+from torchrec_nas.modules.operators.registry import operator_spec
+
+#: Version of the architecture JSON format written by :meth:`Architecture.to_dict`.
+ARCHITECTURE_JSON_VERSION = 1
+#: The operator name of a path that cannot reach the logit, in the canonical form.
+NO_OPERATOR = "-"
+
+
+class ArchitectureError(ValueError):
+    """An architecture that does not fit its search space; the message names block and field."""
+
+
+@dataclass(frozen=True)
+class BlockConfig:
+    """The choices of one block.
+
+    Args:
+        dense_op: a dense operator of the space (for example ``fc``, ``gating``, ``sum``,
+            ``dot``, or a user operator's name).
+        sparse_op: a sparse operator of the space (for example ``efc``, ``attention``).
+        dense_dim: width of the dense output.
+        sparse_tokens: number of tokens the sparse operator outputs.
+        dense_inputs: indices of earlier outputs feeding the dense path (0 = raw input).
+        sparse_inputs: indices of earlier outputs feeding the sparse path.
+        dense_to_sparse: append projected dense tokens to the sparse output.
+        sparse_to_dense: add a factorization-machine term of the sparse output to the dense one.
+        weight_bits: weight precision of the block's layers (``None``: full precision).
+        activation_bits: activation precision of the block's layers (``None``: full precision).
+
+    Example::
+
+        BlockConfig("fc", "efc", 256, 32, dense_inputs=(0,), sparse_inputs=(0,))
+    """
+
+    dense_op: str
+    sparse_op: str
+    dense_dim: int
+    sparse_tokens: int
+    dense_inputs: tuple[int, ...]
+    sparse_inputs: tuple[int, ...]
+    dense_to_sparse: bool = False
+    sparse_to_dense: bool = False
+    weight_bits: int | None = None
+    activation_bits: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["dense_inputs"] = list(self.dense_inputs)
+        d["sparse_inputs"] = list(self.sparse_inputs)
+        if self.weight_bits is None and self.activation_bits is None:
+            del d["weight_bits"], d["activation_bits"]
+        return d
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """A subnet of the supernet: one :class:`BlockConfig` per block. Plain data.
+
+    Example::
+
+        arch = SearchSpace.preset("nasrec-small").sample(random.Random(0))
+        text = arch.to_json()
+        assert Architecture.from_json(text) == arch
+    """
+
+    blocks: tuple[BlockConfig, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"version": ARCHITECTURE_JSON_VERSION, "blocks": [b.to_dict() for b in self.blocks]}
+
+    def to_json(self, indent: int | None = None) -> str:
+        return json.dumps(self.to_dict(), indent=indent, sort_keys=indent is not None)
+
+    @staticmethod
+    def from_dict(data: Mapping[str, Any], where: str = "architecture") -> Architecture:
+        """Builds an architecture from its JSON mapping, naming the block and field on error."""
+        if not isinstance(data, Mapping) or "blocks" not in data:
+            raise ArchitectureError(f"{where}: expected a mapping with a 'blocks' list")
+        version = data.get("version", ARCHITECTURE_JSON_VERSION)
+        if version != ARCHITECTURE_JSON_VERSION:
+            raise ArchitectureError(
+                f"{where}: architecture JSON version {version!r} is not supported "
+                f"(this version of torchrec_nas reads version {ARCHITECTURE_JSON_VERSION})"
+            )
+        blocks_data = data["blocks"]
+        if not isinstance(blocks_data, list) or not blocks_data:
+            raise ArchitectureError(f"{where}: 'blocks' must be a non-empty list")
+        blocks = []
+        for i, b in enumerate(blocks_data):
+            try:
+                blocks.append(from_mapping(BlockConfig, b, f"{where}: block {i}"))
+            except ConfigError as e:
+                raise ArchitectureError(str(e)) from e
+        return Architecture(tuple(blocks))
+
+    @staticmethod
+    def from_json(text: str, where: str = "architecture") -> Architecture:
+        """Parses :meth:`to_json`'s text; ``where`` (a file name, say) starts every error."""
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ArchitectureError(f"{where}: not valid JSON: {e}") from e
+        return Architecture.from_dict(data, where)
+
+    @staticmethod
+    def load(path: str | Path) -> Architecture:
+        """Reads an architecture JSON file (for example ``best_arch.json``)."""
+        p = Path(path)
+        if not p.is_file():
+            raise ArchitectureError(f"{p}: architecture file not found")
+        try:
+            data = json.loads(p.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise ArchitectureError(f"{p}: not valid JSON: {e}") from e
+        # Files written by the search wrap the architecture with its scores.
+        if isinstance(data, dict) and "architecture" in data and "blocks" not in data:
+            data = data["architecture"]
+        return Architecture.from_dict(data, str(p))
+
+    def canonical_hash(self) -> str:
+        """A hash equal for architectures that compute the same function by construction.
+
+        Parts that cannot reach the logit (dead blocks, unused paths, input order) are
+        normalized first; see :func:`canonicalize`.
+        """
+        canon = canonicalize(self)
+        return hashlib.sha1(canon.to_json().encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class BlockLiveness:
+    """Which results of a block can reach the logit.
+
+    Args:
+        dense_op: the dense operator's result is used.
+        sparse_op: the sparse operator's result is used.
+        dense_out: the block's dense output is read by a later block or the classifier.
+        sparse_out: the block's sparse output is read by a later block or the classifier.
+    """
+
+    dense_op: bool
+    sparse_op: bool
+    dense_out: bool
+    sparse_out: bool
+
+    @property
+    def alive(self) -> bool:
+        return self.dense_op or self.sparse_op
+
+
+def liveness(arch: Architecture) -> list[BlockLiveness]:
+    """Marks, for each block, which of its results can reach the classifier's logit."""
+    n = len(arch.blocks)
+    dense_out = [False] * (n + 1)  # indexed by output index; 0 is the raw input
+    sparse_out = [False] * (n + 1)
+    dense_out[n] = sparse_out[n] = True
+    result: list[BlockLiveness] = [BlockLiveness(False, False, False, False)] * n
+    for i in range(n - 1, -1, -1):
+        b = arch.blocks[i]
+        d_out, s_out = dense_out[i + 1], sparse_out[i + 1]
+        dense_op = d_out or (s_out and b.dense_to_sparse)
+        sparse_op = s_out or (d_out and b.sparse_to_dense)
+        if dense_op:
+            for j in b.dense_inputs:
+                dense_out[j] = True
+            if operator_spec(b.dense_op).reads_sparse:
+                for j in b.sparse_inputs:
+                    sparse_out[j] = True
+        if sparse_op:
+            for j in b.sparse_inputs:
+                sparse_out[j] = True
+        result[i] = BlockLiveness(dense_op, sparse_op, d_out, s_out)
+    return result
+
+
+def canonicalize(arch: Architecture) -> Architecture:
+    """Returns the normal form of ``arch``: what cannot reach the logit is set to fixed values.
+
+    - inputs are sorted and de-duplicated (concatenation order is fixed by the supernet);
+    - a dead block becomes a fixed placeholder block;
+    - an unused operator's choices (op, width, inputs, bits) are set to fixed values;
+    - an interaction bit whose target output is unused is cleared.
+
+    Two architectures with the same normal form give the same logits from the same supernet.
+    """
+    live = liveness(arch)
+    blocks = []
+    for b, lv in zip(arch.blocks, live):
+        if not lv.alive:
+            blocks.append(_DEAD_BLOCK)
+            continue
+        dense_inputs = tuple(sorted(set(b.dense_inputs)))
+        sparse_inputs = tuple(sorted(set(b.sparse_inputs)))
+        dense_op, dense_dim = b.dense_op, b.dense_dim
+        sparse_op, sparse_tokens = b.sparse_op, b.sparse_tokens
+        if not lv.dense_op:
+            dense_op, dense_dim, dense_inputs = NO_OPERATOR, 0, ()
+        if not lv.sparse_op:
+            sparse_op, sparse_tokens = NO_OPERATOR, 0
+            if dense_op == NO_OPERATOR or not operator_spec(dense_op).reads_sparse:
+                sparse_inputs = ()
+        blocks.append(
+            BlockConfig(
+                dense_op=dense_op,
+                sparse_op=sparse_op,
+                dense_dim=dense_dim,
+                sparse_tokens=sparse_tokens,
+                dense_inputs=dense_inputs,
+                sparse_inputs=sparse_inputs,
+                dense_to_sparse=b.dense_to_sparse and lv.sparse_out,
+                sparse_to_dense=b.sparse_to_dense and lv.dense_out,
+                weight_bits=b.weight_bits,
+                activation_bits=b.activation_bits,
+            )
+        )
+    return Architecture(tuple(blocks))
+
+
+_DEAD_BLOCK = BlockConfig(NO_OPERATOR, NO_OPERATOR, 0, 0, (), ())
