@@ -62,8 +62,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("torch.fx._symbolic_trace").setLevel(logging.ERROR)
     # Imported here so that `--help` answers at once.
     from torchrec_nas.config import Config
+    from torchrec_nas.failures import failure_line
     from torchrec_nas.runlock import RunLock
-    from torchrec_nas.runtime.failures import failure_line
 
     try:
         cfg = Config.load(args.config)

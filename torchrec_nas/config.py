@@ -25,7 +25,7 @@ from typing import Any
 from torchrec_nas.config_utils import ConfigError, from_mapping, load_yaml, to_mapping
 from torchrec_nas.data import DataConfig
 from torchrec_nas.distributed.config import DistributedConfig
-from torchrec_nas.search.evaluator import FinetuneConfig
+from torchrec_nas.search.config import FinetuneConfig
 from torchrec_nas.search.evolution import EvolutionConfig
 from torchrec_nas.search.objective import ObjectiveConfig
 from torchrec_nas.space import SearchSpace

@@ -107,7 +107,10 @@ class RunLock:
 
     def acquire(self) -> None:
         """Takes the lock, or raises :class:`RunLockError` naming the live holder."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        folder = self.path.parent
+        if folder.exists() and not folder.is_dir():
+            raise RunLockError(f"--out {folder}: is a file, not a directory")
+        folder.mkdir(parents=True, exist_ok=True)
         for _ in range(3):
             if self._create():
                 self.held = True

@@ -39,9 +39,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("torchrec_nas").setLevel(logging.INFO)
     from torchrec_nas.config import Config
     from torchrec_nas.distributed.context import shutdown_distributed
+    from torchrec_nas.failures import failure_line
     from torchrec_nas.runlock import RunLock, RunLockError
     from torchrec_nas.runtime.distributed import DistributedRuntime
-    from torchrec_nas.runtime.failures import failure_line
     from torchrec_nas.space import Architecture
     from torchrec_nas.stages import run_search, run_supernet, train_final
     from torchrec_nas.train.checkpoint import json_dumps

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchrec.datasets.utils import Batch
 
+from torchrec_nas.failures import TrainingDiverged, TrainingInterrupted
 from torchrec_nas.runtime.base import Limited, Runtime
 from torchrec_nas.train.config import LoopConfig
 from torchrec_nas.train.metrics import EvalResult, evaluate
@@ -22,25 +23,6 @@ from torchrec_nas.train.optim import ModelOptimizer
 TrainForward = Callable[[Batch, int], torch.Tensor]
 #: ``eval_forward(batch) -> logits [B]``.
 EvalForward = Callable[[Batch], torch.Tensor]
-
-
-class TrainingDiverged(RuntimeError):
-    """The training loss became ``NaN`` or infinite; nothing after the last good checkpoint
-    was saved."""
-
-
-class TrainingInterrupted(KeyboardInterrupt):
-    """Ctrl-C during training.
-
-    Args:
-        desc: the run's label.
-        resume_step: the step a rerun resumes from (the last checkpoint's).
-    """
-
-    def __init__(self, desc: str, resume_step: int) -> None:
-        super().__init__(f"{desc}: interrupted at step {resume_step}")
-        self.desc = desc
-        self.resume_step = resume_step
 
 
 @dataclass

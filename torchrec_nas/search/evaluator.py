@@ -4,7 +4,6 @@ the validation split."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from itertools import islice
 
 import torch
@@ -13,27 +12,9 @@ from torchrec.datasets.utils import Batch
 
 from torchrec_nas.models import NASRecModel
 from torchrec_nas.search.batches import IndexedBatches, finetune_order
+from torchrec_nas.search.config import FinetuneConfig
 from torchrec_nas.space import Architecture
 from torchrec_nas.train.metrics import BinaryMetrics
-
-
-@dataclass
-class FinetuneConfig:
-    """How a candidate is scored (defaults: the NASRec reference).
-
-    Args:
-        steps: fine-tuning steps of the final linear layer on training batches.
-        lr: its learning rate (Adagrad).
-        eval_batches: validation batches per candidate (``null``: the whole split).
-    """
-
-    steps: int = 500
-    lr: float = 0.04
-    eval_batches: int | None = None
-
-    def validate(self) -> None:
-        if self.steps < 0 or self.lr <= 0:
-            raise ValueError("steps must be >= 0 and lr > 0")
 
 
 class SupernetEvaluator:

@@ -1,9 +1,30 @@
-"""How a failed stage reaches the user: one line on stderr and an exit status."""
+"""How a failed stage reaches the user: one line on stderr and an exit status.
+
+Imports no torch, so that a command fails on a bad config before torch is loaded."""
 
 from __future__ import annotations
 
 from torchrec_nas.runlock import RunLockError
-from torchrec_nas.runtime.trainer import TrainingDiverged, TrainingInterrupted
+
+
+class TrainingDiverged(RuntimeError):
+    """The training loss became ``NaN`` or infinite; nothing after the last good checkpoint
+    was saved."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during training.
+
+    Args:
+        desc: the run's label.
+        resume_step: the step a rerun resumes from (the last checkpoint's).
+    """
+
+    def __init__(self, desc: str, resume_step: int) -> None:
+        super().__init__(f"{desc}: interrupted at step {resume_step}")
+        self.desc = desc
+        self.resume_step = resume_step
+
 
 #: Exit statuses: a bad config, file or argument; a diverged training; Ctrl-C.
 EXIT_USAGE, EXIT_DIVERGED, EXIT_INTERRUPTED = 2, 1, 130
