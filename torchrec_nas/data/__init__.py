@@ -36,6 +36,7 @@ import importlib
 from typing import TYPE_CHECKING
 
 from torchrec_nas.data.config import (
+    BucketizeConfig,
     ColumnConfig,
     DataConfig,
     LabelRule,
@@ -73,6 +74,7 @@ __all__ = [
     "BadRowError",
     "BadRows",
     "BatchStream",
+    "BucketizeConfig",
     "ColumnConfig",
     "DataConfig",
     "DataError",

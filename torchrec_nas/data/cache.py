@@ -66,6 +66,8 @@ def file_fingerprint(path: Path) -> dict[str, Any]:
 def fingerprint(cfg: DataConfig, files: list[Path]) -> dict[str, Any]:
     """What a cache's content depends on."""
     config = {name: to_mapping(getattr(cfg, name)) for name in _CONTENT_FIELDS}
+    if cfg.bucketize_dense is not None:  # only when set: caches written before it stay valid
+        config["bucketize_dense"] = to_mapping(cfg.bucketize_dense)
     return {
         "version": CACHE_VERSION,
         "config": config,
