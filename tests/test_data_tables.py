@@ -13,6 +13,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 import torch
+import yaml
 
 from torchrec_nas.config_utils import ConfigError, from_mapping
 from torchrec_nas.data import (
@@ -263,3 +264,18 @@ def test_a_missing_file_names_the_config_field(
         build_data(_cfg(tmp_path / "absent.csv", schema))
     with pytest.raises(DataError, match=r"file not found \(data.path"):
         build_data(DataConfig(source="criteo_tsv", path=str(tmp_path / "train.txt")))
+
+
+def test_the_census_example_config_reads_a_census_style_table(tmp_path: Path) -> None:
+    example = Path(__file__).parents[1] / "configs" / "data" / "census_example.yaml"
+    lines = ["age,hours_per_week,capital_gain,workclass,income"]
+    for i in range(200):
+        income = [">50K", "<=50K", ">50K.", "<=50K."][i % 4]
+        lines.append(f"{17 + i % 60},{20 + i % 40},{(i * 37) % 5000},w{i % 5},{income}")
+    path = tmp_path / "adult.csv"
+    path.write_text("\n".join(lines) + "\n")
+    mapping = dict(yaml.safe_load(example.read_text())["data"], path=str(path), batch_size=16)
+    data = build_data(from_mapping(DataConfig, mapping, "census_example.yaml: data"))
+    assert data.spec.dense_names == ["age", "hours_per_week", "capital_gain"]
+    assert data.spec.sparse_names == ["workclass", "age_bucket", "hours_per_week_bucket"]
+    assert sum(int(b.labels.sum()) for s in (data.train, data.val, data.test) for b in s) == 100

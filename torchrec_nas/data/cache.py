@@ -146,6 +146,7 @@ def reuse_summary(manifest: dict[str, Any], cache_dir: str | Path) -> dict[str, 
         "rows": manifest["rows"],
         "positives": manifest["positives"],
         "skipped_bad_rows": manifest["summary"].get("skipped_bad_rows", 0),
+        "dense": manifest["summary"].get("dense"),
     }
 
 

@@ -251,7 +251,8 @@ class DataConfig:
             ``tabular`` (any CSV/TSV/Parquet with ``schema``) or ``cache`` (a directory written
             by :func:`torchrec_nas.data.preprocess`).
         path: the input file (or directory for ``criteo_npy`` / ``cache``); text files may be
-            gzip-compressed.
+            compressed (gzip, bzip2, xz, zstd: known by their first bytes). A relative path is
+            resolved from the working directory.
         batch_size: rows per batch.
         drop_last_train: drop the last partial train batch (val/test always keep it).
         shuffle_train: reshuffle the order of train batches every epoch (rows are already in

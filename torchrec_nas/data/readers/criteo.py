@@ -85,7 +85,8 @@ class CriteoTsvReader(RowReader):
         """The reader for ``source: criteo_tsv``.
 
         ``path`` may list several files joined by ``,`` and use globs (``day_*`` for the
-        Terabyte days, read in sorted order); gzip files are decompressed as they are read.
+        Terabyte days, read in sorted order); compressed files (gzip, bzip2, xz,
+        zstd) are decompressed as they are read.
         """
         assert cfg.path is not None
         return cls(
