@@ -178,8 +178,24 @@ def test_bucketize_dense_on_criteo_rows_is_stored_in_the_cache(tmp_path: Path) -
     assert load_cache(cache).spec.bucket_edges["I1_bucket"] == pytest.approx(
         build_data(other).spec.bucket_edges["I1_bucket"]
     )
-    with pytest.raises(ConfigError, match="bucketize_dense: not available for source 'synthetic'"):
-        from_mapping(DataConfig, {"bucketize_dense": {"bins": 8}})
+    with pytest.raises(ConfigError, match="bucketize_dense: not available for source 'cache'"):
+        from_mapping(DataConfig, {"source": "cache", "path": "c", "bucketize_dense": {"bins": 8}})
+
+
+def test_bucketize_dense_on_the_synthetic_source() -> None:
+    small = {"synthetic": {"rows": 2_000, "num_dense": 3, "num_sparse": 6, "cardinalities": 50}}
+    plain = build_data(from_mapping(DataConfig, small))
+    cfg = from_mapping(DataConfig, {**small, "bucketize_dense": {"bins": 8, "columns": ["int_1"]}})
+    data = build_data(cfg)
+    spec = data.spec
+    assert spec.dense_names == plain.spec.dense_names
+    assert spec.sparse_names == [*plain.spec.sparse_names, "int_1_bucket"]
+    rows = spec.num_embeddings[-1]  # up to 8 bins (tied quantiles merge) and the missing row
+    assert 4 <= rows <= 9 and len(spec.bucket_edges["int_1_bucket"]) == rows - 2
+    train = next(iter(data.train))
+    ids = train.sparse_features["int_1_bucket"].values()
+    assert int(ids.min()) >= 1 and int(ids.max()) < rows  # no value is missing
+    assert torch.equal(train.dense_features, next(iter(plain.train)).dense_features)
 
 
 def test_text_labels_by_positive_values(tmp_path: Path) -> None:

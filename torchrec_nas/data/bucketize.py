@@ -5,11 +5,19 @@ one row per bin plus row 0 for a missing value (``NaN``), as row 0 of every cate
 is the missing one. The bin edges are quantiles of the train split's non-missing values;
 equal quantiles (a column with few distinct values) merge, so a table may have fewer rows
 than ``bins + 1``. The edges are stored in :attr:`torchrec_nas.data.DataSpec.bucket_edges`.
+
+File sources are bucketized while they are materialized (:mod:`.materialize`); sources whose
+splits are already in memory (``synthetic``) by :func:`add_bucketized`.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from torchrec_nas.data.arrays import FeatureArrays, SplitArrays
+from torchrec_nas.data.config import BucketizeConfig
+from torchrec_nas.data.errors import DataError
+from torchrec_nas.data.spec import DataSpec
 
 BUCKET_SUFFIX = "_bucket"
 """The suffix of a bucketized column's sparse feature name."""
@@ -61,3 +69,79 @@ def bucket_rows(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
 def bucket_table_rows(edges: np.ndarray | list[float]) -> int:
     """Rows of a bucketized feature's table: one per bin and row 0 for missing."""
     return len(edges) + 2
+
+
+def planned_bins(
+    dense_names: list[str], plan: BucketizeConfig | None, source: str
+) -> dict[str, int]:
+    """The dense features that ``data.bucketize_dense`` names, with their number of bins.
+
+    Raises:
+        DataError: ``plan.columns`` names a column that is not a dense feature.
+
+    Example::
+
+        planned_bins(["I1", "I2"], BucketizeConfig(bins=32, columns=["I2"]), "criteo_tsv")
+        # {"I2": 32}
+    """
+    if plan is None:
+        return {}
+    wanted = dense_names if plan.columns is None else plan.columns
+    unknown = [c for c in wanted if c not in dense_names]
+    if unknown:
+        raise DataError(
+            f"data.bucketize_dense.columns: {unknown[0]!r} is not a dense feature of source "
+            f"{source!r} (dense features: {', '.join(dense_names)})"
+        )
+    return {name: plan.bins for name in dense_names if name in wanted}
+
+
+def add_bucketized(arrays: SplitArrays, plan: BucketizeConfig, source: str) -> SplitArrays:
+    """In-memory splits with the dense features ``plan`` names also bucketized.
+
+    The bucketized features follow the one-hot features (before any multi-hot one), as in a
+    materialized file source; edges are fitted on the train split (val when it is empty).
+
+    Args:
+        arrays: the splits, train first.
+        plan: the bins and the dense features to bucketize.
+        source: the source's name, for messages.
+
+    Example::
+
+        arrays = add_bucketized(SyntheticReader(cfg).read_splits(), BucketizeConfig(16), "synthetic")
+    """
+    spec, parts = arrays.spec, arrays.parts
+    bins = planned_bins(spec.dense_names, plan, source)
+    fit = parts[0] if len(parts[0]) else parts[1]
+    edges: dict[str, list[float]] = {}
+    columns: list[list[np.ndarray]] = [[] for _ in parts]
+    for j, name in enumerate(spec.dense_names):
+        if name not in bins:
+            continue
+        column_edges = fit_quantile_edges(np.asarray(fit.dense[:, j], np.float64), bins[name])
+        edges[bucket_feature_name(name)] = [float(e) for e in column_edges]
+        for out, part in zip(columns, parts):
+            out.append(bucket_rows(np.asarray(part.dense[:, j], np.float64), column_edges))
+    one_hot = parts[0].sparse.shape[1]
+    new_parts = [
+        FeatureArrays(
+            part.dense,
+            np.asfortranarray(np.column_stack([part.sparse, *extra]).astype(np.int32)),
+            part.labels,
+            part.multi_hot,
+        )
+        for part, extra in zip(parts, columns)
+    ]
+    new_spec = DataSpec(
+        dense_names=list(spec.dense_names),
+        sparse_names=[*spec.sparse_names[:one_hot], *edges, *spec.sparse_names[one_hot:]],
+        num_embeddings=[
+            *spec.num_embeddings[:one_hot],
+            *(bucket_table_rows(e) for e in edges.values()),
+            *spec.num_embeddings[one_hot:],
+        ],
+        multi_hot=list(spec.multi_hot),
+        bucket_edges={**spec.bucket_edges, **edges},
+    )
+    return SplitArrays(new_spec, new_parts, dict(arrays.info))

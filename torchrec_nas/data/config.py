@@ -221,8 +221,9 @@ class BucketizeConfig:
 
     Every dense feature named in ``columns`` (all when ``None``) stays dense and also becomes
     a one-hot feature ``{name}_bucket`` with ``bins`` quantile bins fitted on the train split
-    (see :mod:`torchrec_nas.data.bucketize`); works for every file source (``criteo_tsv``'s
-    ``I1..I13``, a table's dense columns, ...).
+    (see :mod:`torchrec_nas.data.bucketize`); works for every source but ``cache`` (which
+    keeps the buckets it was written with): ``criteo_tsv``'s ``I1..I13``, a table's dense
+    columns, the synthetic data set's ``int_*``.
 
     Args:
         bins: the number of quantile bins per feature (a missing value gets a row of its own).
@@ -274,7 +275,7 @@ class DataConfig:
         schema: the table schema for ``source: tabular``.
         npy_days: ``criteo_npy``: number of day files (Kaggle preprocessed: 1; Terabyte: 24).
         bucketize_dense: also make the source's dense features one-hot features by quantile
-            bins (file sources); ``None`` keeps them dense only.
+            bins (every source but ``cache``); ``None`` keeps them dense only.
 
     Example::
 
@@ -315,10 +316,10 @@ class DataConfig:
                     "table: bucketize a numeric column (schema.bucketize: [{column: NAME, "
                     "bins: 32}]) or list a categorical one"
                 )
-        if self.bucketize_dense is not None and self.source in ("synthetic", "cache"):
+        if self.bucketize_dense is not None and self.source == "cache":
             raise ValueError(
-                f"bucketize_dense: not available for source {self.source!r} "
-                "(a cache keeps the buckets it was written with)"
+                "bucketize_dense: not available for source 'cache': a cache keeps the "
+                "buckets it was written with (set it when preprocessing)"
             )
         if self.batch_size < 1:
             raise ValueError(f"batch_size: must be positive, got {self.batch_size}")

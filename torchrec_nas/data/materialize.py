@@ -31,6 +31,7 @@ from torchrec_nas.data.bucketize import (
     bucket_rows,
     bucket_table_rows,
     fit_quantile_edges,
+    planned_bins,
 )
 from torchrec_nas.data.config import DataConfig
 from torchrec_nas.data.errors import DataError
@@ -295,22 +296,10 @@ def bucket_plan(reader: RowReader, cfg: DataConfig) -> list[int | None]:
         DataError: ``bucketize_dense.columns`` names a column that is not a dense feature.
     """
     bins: list[int | None] = list(reader.bins) or [None] * len(reader.dense_names)
-    plan = cfg.bucketize_dense
-    if plan is None:
-        return bins
     dense = [
         name
         for j, name in enumerate(reader.dense_names)
         if not reader.dense_kept or reader.dense_kept[j]
     ]
-    wanted = dense if plan.columns is None else plan.columns
-    unknown = [c for c in wanted if c not in dense]
-    if unknown:
-        raise DataError(
-            f"data.bucketize_dense.columns: {unknown[0]!r} is not a dense feature of source "
-            f"{cfg.source!r} (dense features: {', '.join(dense)})"
-        )
-    for j, name in enumerate(reader.dense_names):
-        if name in wanted and bins[j] is None:
-            bins[j] = plan.bins
-    return bins
+    planned = planned_bins(dense, cfg.bucketize_dense, cfg.source)
+    return [b if b is not None else planned.get(n) for n, b in zip(reader.dense_names, bins)]
