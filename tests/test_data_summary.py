@@ -34,7 +34,8 @@ def _cfg(path: Path, **kw: object) -> DataConfig:
         dense=[ColumnConfig("age")],
         categorical=[ColumnConfig("city")],
         multi_hot=[ColumnConfig("genres")],
-        bucketize=[ColumnConfig("age", bins=4)],
+        # "label" is bucketized only: not a dense feature, so not in the dense figures
+        bucketize=[ColumnConfig("label", bins=2), ColumnConfig("age", bins=4)],
     )
     return DataConfig(
         source="tabular",
@@ -58,6 +59,7 @@ def test_summary_of_a_table_and_of_its_cache(tmp_path: Path) -> None:
     assert by_name["city"].kind == "sparse" and by_name["city"].table_rows == 4
     assert by_name["genres"].kind == "multi_hot" and by_name["genres"].table_rows == 3
     assert by_name["age_bucket"].kind == "bucketized"
+    assert [f.name for f in summary.features if f.kind == "dense"] == ["age"]
     # the same figures from a cache, written and then reused
     cache = tmp_path / "cache"
     preprocess_main(_cfg(path), str(cache))

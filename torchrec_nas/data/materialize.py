@@ -203,11 +203,12 @@ def materialize(
             part.sparse[:, num_sparse + b] = bucket_rows(dense_all[idx, j], column_edges)
     del dense_all
 
+    for part in parts:  # a missing dense value reads as 0; in row blocks, one pass
+        for start in range(0, len(part), 1 << 20):
+            block = part.dense[start : start + (1 << 20)]
+            block[np.isnan(block)] = 0.0
     stats = {}
     for k, j in enumerate(kept):
-        for part in parts:
-            column = part.dense[:, k]
-            column[np.isnan(column)] = 0.0  # a missing dense value reads as 0
         if reader.standardize[j]:
             train_col = parts[0].dense[:, k] if len(index[0]) else parts[1].dense[:, k]
             mean, std = float(train_col.mean()), float(train_col.std())
@@ -271,7 +272,11 @@ def materialize(
         "rows": {s: len(p) for s, p in zip(SPLIT_NAMES, parts)},
         "positives": {s: int(p.labels.sum()) for s, p in zip(SPLIT_NAMES, parts)},
         "standardize": stats,
-        "dense": store.dense_summary([numeric[j] for j in kept]),
+        "dense": {
+            name: figures
+            for j, (name, figures) in enumerate(store.dense_summary(numeric).items())
+            if j in kept
+        },
         "parse_seconds": round(parse_s, 3),
         "seconds": round(total_s, 3),
         "rows_per_second": round(n / total_s) if total_s > 0 else None,

@@ -135,9 +135,9 @@ class TableReader(RowReader):
     def _needed(self) -> list[str]:
         s = self.schema
         cols = [s.label.column, *self.dense_names, *self.sparse_names, *self.multi_hot_names]
-        if s.time_column and s.time_column not in cols:
+        if s.time_column:
             cols.append(s.time_column)
-        return cols
+        return list(dict.fromkeys(cols))  # a column may be the label and bucketized, say
 
     def _check_columns(self, path: Path, available: list[str]) -> None:
         missing = [c for c in self._needed() if c not in available]
