@@ -67,7 +67,12 @@ def check_readable(path: str | Path, config_field: str = "data.path") -> Path:
 
 
 def sniff_compression(path: Path) -> str | None:
-    """The compression of a file by its first bytes (``gzip``, ``bzip2``, ``xz``, ``zstd``)."""
+    """The compression of a file by its first bytes (``gzip``, ``bzip2``, ``xz``, ``zstd``).
+
+    Example::
+
+        sniff_compression(Path("day_0.gz"))  # "gzip"; None for a plain text file
+    """
     with open(path, "rb") as f:
         head = f.read(8)
     return next((kind for magic, kind in COMPRESSIONS if head.startswith(magic)), None)
@@ -167,8 +172,8 @@ def read_header(path: Path, delimiter: str) -> list[str]:
         text = first.decode("utf-8").rstrip("\r\n")
     except UnicodeDecodeError:
         raise DataError(
-            f"{path}:1: the header line is not UTF-8 text: not a CSV/TSV file (for Parquet, "
-            "set schema.format: parquet or keep format: auto)"
+            f"{path}:1: the header line is not UTF-8 text: not a delimited text file "
+            "(a table source knows Parquet by its first bytes with format: auto)"
         ) from None
     if not text:
         raise DataError(f"{path}:1: expected a header line, found an empty line")
@@ -176,7 +181,12 @@ def read_header(path: Path, delimiter: str) -> list[str]:
 
 
 def printable_names(names: list[str], limit: int = 20) -> str:
-    """Column names for an error message: control characters escaped, at most ``limit``."""
+    """Column names for an error message: control characters escaped, at most ``limit``.
+
+    Example::
+
+        printable_names(["age", "ci\\x1bty"])  # "age, 'ci\\\\x1bty'"
+    """
     shown = [n if n.isprintable() and len(n) <= 60 else repr(n[:60]) for n in names[:limit]]
     more = f", ... ({len(names)} columns)" if len(names) > limit else ""
     return ", ".join(shown) + more
