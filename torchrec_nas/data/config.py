@@ -58,8 +58,9 @@ class SyntheticConfig:
     def validate(self) -> None:
         if self.rows < 10:
             raise ValueError(f"synthetic.rows: must be at least 10, got {self.rows}")
-        if self.num_dense < 1 or self.num_sparse < 3:
-            raise ValueError("synthetic: needs num_dense >= 1 and num_sparse >= 3")
+        if self.num_dense < 1 or self.num_sparse < 5:
+            # The planted interactions read features 0 to 4.
+            raise ValueError("synthetic: needs num_dense >= 1 and num_sparse >= 5")
         cards = self.cardinalities if isinstance(self.cardinalities, list) else [self.cardinalities]
         if isinstance(self.cardinalities, list) and len(cards) != self.num_sparse:
             raise ValueError(
