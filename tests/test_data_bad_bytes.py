@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import bz2
 import gzip
+import lzma
 import os
 import random
 import subprocess
 import sys
+import zipfile
+from dataclasses import replace
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 import torch
 import yaml
@@ -97,17 +101,42 @@ def test_non_utf8_rows_among_good_ones_are_bad_rows_in_line_order(tmp_path: Path
     assert "not UTF-8 text" in examples[1] and "field I1" in examples[2]
 
 
-def test_other_compressed_or_truncated_input_is_named(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", ["bz2", "xz", "zst"])
+def test_bzip2_xz_and_zstd_input_is_read_by_its_first_bytes(tmp_path: Path, kind: str) -> None:
+    text = b"".join(_criteo_lines(300))
+    packed = tmp_path / "criteo.data"  # the name says nothing: the first bytes do
+    if kind == "bz2":
+        packed.write_bytes(bz2.compress(text))
+    elif kind == "xz":
+        packed.write_bytes(lzma.compress(text))
+    else:
+        with pa.CompressedOutputStream(str(packed), "zstd") as out:
+            out.write(text)
+    plain = tmp_path / "criteo.tsv"
+    plain.write_bytes(text)
+    cfg = DataConfig(source="criteo_tsv", on_bad_row="skip")
+    got = build_data(replace(cfg, path=str(packed)))
+    want = build_data(replace(cfg, path=str(plain)))
+    assert got.info["rows"] == want.info["rows"] and got.spec == want.spec
+
+
+def test_other_formats_or_truncated_input_is_named(tmp_path: Path) -> None:
     text = b"".join(_criteo_lines(500))
-    packed = tmp_path / "criteo.tsv.bz2"
-    packed.write_bytes(bz2.compress(text))
-    with pytest.raises(DataError, match="a bzip2-compressed file, not delimited text"):
-        build_data(DataConfig(source="criteo_tsv", path=str(packed), on_bad_row="skip"))
+    zipped = tmp_path / "criteo.zip"
+    with zipfile.ZipFile(zipped, "w") as z:
+        z.writestr("criteo.tsv", text)
+    with pytest.raises(DataError, match="a zip file, not delimited text"):
+        build_data(DataConfig(source="criteo_tsv", path=str(zipped), on_bad_row="skip"))
     truncated = tmp_path / "criteo.tsv.gz"
     whole = gzip.compress(text)
     truncated.write_bytes(whole[: len(whole) // 2])
     with pytest.raises(DataError, match="criteo.tsv.gz: cannot be read as gzip"):
         build_data(DataConfig(source="criteo_tsv", path=str(truncated), on_bad_row="skip"))
+    truncated_bz2 = tmp_path / "criteo.tsv.bz2"
+    whole = bz2.compress(text)
+    truncated_bz2.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(DataError, match="criteo.tsv.bz2: cannot be read as bzip2"):
+        build_data(DataConfig(source="criteo_tsv", path=str(truncated_bz2), on_bad_row="skip"))
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from torchrec.datasets.utils import Batch
 
+from torchrec_nas.config_utils import ConfigError, from_mapping
 from torchrec_nas.data import DataConfig, SyntheticConfig, build_data
 from torchrec_nas.data.readers.synthetic import generate_synthetic
 
@@ -95,3 +97,10 @@ def test_shuffle_train_changes_batch_order_per_epoch() -> None:
     first = [b.labels.sum().item() for b in train]
     second = [b.labels.sum().item() for b in train]
     assert sorted(first) == sorted(second) and first != second
+
+
+def test_too_few_sparse_features_are_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="num_sparse >= 5"):
+        from_mapping(DataConfig, {"synthetic": {"num_sparse": 4}})
+    five = {"rows": 500, "num_dense": 2, "num_sparse": 5, "cardinalities": 20}
+    assert len(build_data(from_mapping(DataConfig, {"synthetic": five})).spec.sparse_names) == 5

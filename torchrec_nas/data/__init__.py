@@ -10,11 +10,14 @@ Sources: ``synthetic`` (default; Criteo-shaped with planted interactions), ``cri
 ``cache`` (a directory written by :func:`preprocess`). File sources are streamed in blocks;
 categorical values become table rows by frequency (row 0: missing or rare), capped at
 ``max_rows_per_table``; the split is NASRec's stratified 8:1:1 (seed 2018) or time-ordered.
-Text files may be gzip-compressed.
+Text files may be gzip, bzip2, xz or zstd-compressed (known by their first bytes). Numeric
+columns can also become one-hot features by quantile bins of the train split
+(``bucketize_dense``, a table's ``schema.bucketize``).
 
 Modules: :mod:`.config` (the ``data:`` section; imports no torch), :mod:`.errors`,
 :mod:`.spec` and :mod:`.arrays` (shared types, leaves); :mod:`.readers` (one reader per source,
-registered by its ``source`` name); :mod:`.materialize` (raw rows to compacted ids and splits);
+registered by its ``source`` name); :mod:`.materialize` (raw rows to compacted ids and splits,
+with :mod:`.bucketize`); :mod:`.summary` (rows, positive rates and features of a built data set);
 :mod:`.cache` (the cache layout); :mod:`.batching` (``Batch`` streams); :mod:`.build` composes
 them. Importing this package imports no torch; ``build_data`` and the other names that need it
 load on first use.
@@ -36,6 +39,7 @@ import importlib
 from typing import TYPE_CHECKING
 
 from torchrec_nas.data.config import (
+    BucketizeConfig,
     ColumnConfig,
     DataConfig,
     LabelRule,
@@ -50,6 +54,7 @@ if TYPE_CHECKING:
     from torchrec_nas.data.batching import BatchStream
     from torchrec_nas.data.build import DataSplits, build_data, preprocess, preprocess_main
     from torchrec_nas.data.cache import load_cache
+    from torchrec_nas.data.summary import DataSummary, summarize_data
 
 # Names whose modules import torch: loaded on first use, so that reading a config does not.
 _LAZY = {
@@ -60,6 +65,8 @@ _LAZY = {
     "preprocess": "torchrec_nas.data.build",
     "preprocess_main": "torchrec_nas.data.build",
     "load_cache": "torchrec_nas.data.cache",
+    "DataSummary": "torchrec_nas.data.summary",
+    "summarize_data": "torchrec_nas.data.summary",
 }
 
 
@@ -73,11 +80,13 @@ __all__ = [
     "BadRowError",
     "BadRows",
     "BatchStream",
+    "BucketizeConfig",
     "ColumnConfig",
     "DataConfig",
     "DataError",
     "DataSpec",
     "DataSplits",
+    "DataSummary",
     "FeatureArrays",
     "LabelRule",
     "SyntheticConfig",
@@ -86,4 +95,5 @@ __all__ = [
     "load_cache",
     "preprocess",
     "preprocess_main",
+    "summarize_data",
 ]

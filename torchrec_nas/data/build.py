@@ -18,6 +18,7 @@ from torchrec.datasets.utils import Batch
 
 from torchrec_nas.data.arrays import SplitArrays
 from torchrec_nas.data.batching import BatchStream
+from torchrec_nas.data.bucketize import add_bucketized
 from torchrec_nas.data.cache import (
     clear_cache,
     fingerprint,
@@ -99,7 +100,10 @@ def load_arrays(cfg: DataConfig) -> SplitArrays:
     """
     reader = make_reader(cfg)
     if isinstance(reader, SplitReader):
-        return reader.read_splits()
+        arrays = reader.read_splits()
+        if cfg.bucketize_dense is not None:  # file sources bucketize while materializing
+            arrays = add_bucketized(arrays, cfg.bucketize_dense, cfg.source)
+        return arrays
     if cfg.cache_dir:
         summary = write_cache(reader, cfg, cfg.cache_dir)
         cached = load_cache(cfg.cache_dir)

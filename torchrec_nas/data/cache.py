@@ -66,6 +66,8 @@ def file_fingerprint(path: Path) -> dict[str, Any]:
 def fingerprint(cfg: DataConfig, files: list[Path]) -> dict[str, Any]:
     """What a cache's content depends on."""
     config = {name: to_mapping(getattr(cfg, name)) for name in _CONTENT_FIELDS}
+    if cfg.bucketize_dense is not None:  # only when set: caches written before it stay valid
+        config["bucketize_dense"] = to_mapping(cfg.bucketize_dense)
     return {
         "version": CACHE_VERSION,
         "config": config,
@@ -144,6 +146,7 @@ def reuse_summary(manifest: dict[str, Any], cache_dir: str | Path) -> dict[str, 
         "rows": manifest["rows"],
         "positives": manifest["positives"],
         "skipped_bad_rows": manifest["summary"].get("skipped_bad_rows", 0),
+        "dense": manifest["summary"].get("dense"),
     }
 
 

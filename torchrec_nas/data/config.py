@@ -58,8 +58,9 @@ class SyntheticConfig:
     def validate(self) -> None:
         if self.rows < 10:
             raise ValueError(f"synthetic.rows: must be at least 10, got {self.rows}")
-        if self.num_dense < 1 or self.num_sparse < 3:
-            raise ValueError("synthetic: needs num_dense >= 1 and num_sparse >= 3")
+        if self.num_dense < 1 or self.num_sparse < 5:
+            # The planted interactions read features 0 to 4.
+            raise ValueError("synthetic: needs num_dense >= 1 and num_sparse >= 5")
         cards = self.cardinalities if isinstance(self.cardinalities, list) else [self.cardinalities]
         if isinstance(self.cardinalities, list) and len(cards) != self.num_sparse:
             raise ValueError(
@@ -79,17 +80,24 @@ class LabelRule:
         column: the label column.
         rule: a comparison against a number, ``">= 4"``, ``"> 0"``, ``"== 1"``, ``"!= 0"``,
             ``"< 3"`` or ``"<= 3"``. The default ``"> 0"`` suits 0/1 and click-count labels.
+        positive: the label values (as text, compared after trimming spaces) that mean 1; every
+            other value means 0. When set, ``rule`` is not used, and the label column may hold
+            text.
 
     Example::
 
         LabelRule(column="rating", rule=">= 4")  # ratings of 4 and 5 are positives
+        LabelRule(column="income", positive=[">50K", ">50K."])  # text labels
     """
 
     column: str = "label"
     rule: str = "> 0"
+    positive: list[str] | None = None
 
     def validate(self) -> None:
         parse_label_rule(self.rule)
+        if self.positive is not None and not self.positive:
+            raise ValueError("positive: list at least one value that means 1")
 
 
 @dataclass
@@ -98,29 +106,54 @@ class ColumnConfig:
 
     Args:
         column: the column's name in the file's header (or Parquet schema).
-        transform: dense columns only: ``none``, ``log`` (``log(1 + max(x, 0))``) or
-            ``standardize`` (zero mean, unit variance with the train split's statistics).
+        transform: dense columns only: ``none``, ``log`` (``log(1 + max(x, 0))``),
+            ``standardize`` (zero mean, unit variance with the train split's statistics), or a
+            list of steps applied in order (``[log, standardize]``).
+        clip: with ``standardize``: clip standardized values to ``[-clip, clip]`` deviations.
         buckets: categorical columns: hash the value into this many buckets; ``None`` keeps a
             vocabulary of the values seen at least ``min_frequency`` times.
         min_frequency: values seen fewer times share the reserved id 0 with missing values.
         separator: multi-valued columns only: the separator between values (``"|"``).
+        bins: bucketized columns only: the number of quantile bins (fitted on the train split;
+            a missing value gets a row of its own).
 
     Example::
 
-        ColumnConfig("price", transform="log")
+        ColumnConfig("price", transform=["log", "standardize"], clip=5.0)
         ColumnConfig("genres", separator="|", min_frequency=5)
+        ColumnConfig("age", bins=16)  # in TableSchema.bucketize
     """
 
     column: str = ""
-    transform: DenseTransform = "none"
+    transform: DenseTransform | list[DenseTransform] = "none"
+    clip: float | None = None
     buckets: int | None = None
     min_frequency: int = 1
     separator: str = "|"
+    bins: int = 32
+
+    def transforms(self) -> list[str]:
+        """``transform`` as a list, without ``none``."""
+        steps = self.transform if isinstance(self.transform, list) else [self.transform]
+        return [t for t in steps if t != "none"]
 
     def validate(self) -> None:
         if not self.column:
             raise ValueError("column: must name a column")
-        _check_choice("transform", self.transform, DenseTransform)
+        steps = self.transform if isinstance(self.transform, list) else [self.transform]
+        for step in steps:
+            _check_choice("transform", step, DenseTransform)
+        kept = self.transforms()
+        if len(set(kept)) != len(kept) or kept != sorted(kept, key=["log", "standardize"].index):
+            raise ValueError(
+                f"transform: {self.transform!r}: each step once, log before standardize"
+            )
+        if self.clip is not None and (self.clip <= 0 or "standardize" not in kept):
+            raise ValueError(
+                f"clip: {self.clip} needs a positive number and the standardize transform"
+            )
+        if self.bins < 2:
+            raise ValueError(f"bins: must be at least 2, got {self.bins}")
         if self.buckets is not None and self.buckets < 1:
             raise ValueError(f"buckets: must be positive, got {self.buckets}")
         if self.min_frequency < 1:
@@ -140,13 +173,21 @@ class TableSchema:
         dense: dense columns with their transform.
         categorical: one-hot categorical columns.
         multi_hot: multi-valued columns (values joined by ``separator``): multi-hot features.
+        bucketize: numeric columns that become one-hot features ``{column}_bucket`` by
+            quantile bins fitted on the train split (``bins``); a column may also be listed
+            in ``dense``.
         time_column: column that orders rows in time, for ``split: time`` (file order if unset).
+
+    A schema needs at least one sparse feature (``categorical``, ``multi_hot`` or
+    ``bucketize``, or ``DataConfig.bucketize_dense``): the models need an embedding table.
 
     Example::
 
         TableSchema(label=LabelRule("rating", ">= 4"),
                     categorical=[ColumnConfig("userId"), ColumnConfig("movieId")],
                     multi_hot=[ColumnConfig("genres")], time_column="timestamp")
+        TableSchema(label=LabelRule("income", positive=[">50K"]),
+                    dense=[ColumnConfig("age")], bucketize=[ColumnConfig("age", bins=16)])
     """
 
     format: TableFormat = "auto"
@@ -155,16 +196,51 @@ class TableSchema:
     dense: list[ColumnConfig] = field(default_factory=list)
     categorical: list[ColumnConfig] = field(default_factory=list)
     multi_hot: list[ColumnConfig] = field(default_factory=list)
+    bucketize: list[ColumnConfig] = field(default_factory=list)
     time_column: str | None = None
 
     def validate(self) -> None:
         _check_choice("format", self.format, TableFormat)
-        if not self.categorical and not self.multi_hot:
-            raise ValueError("categorical: a schema needs at least one sparse column")
-        names = [c.column for c in [*self.dense, *self.categorical, *self.multi_hot]]
-        dups = sorted({n for n in names if names.count(n) > 1})
-        if dups:
-            raise ValueError(f"column {dups[0]!r} is listed twice")
+        # A column may be dense and bucketized; any other column is one feature.
+        for group in (
+            [*self.dense, *self.categorical, *self.multi_hot],
+            [*self.categorical, *self.multi_hot, *self.bucketize],
+        ):
+            names = [c.column for c in group]
+            dups = sorted({n for n in names if names.count(n) > 1})
+            if dups:
+                raise ValueError(f"column {dups[0]!r} is listed twice")
+
+    def has_sparse(self) -> bool:
+        """Whether the schema alone makes a sparse feature."""
+        return bool(self.categorical or self.multi_hot or self.bucketize)
+
+
+@dataclass
+class BucketizeConfig:
+    """Bucketizing a source's dense features into extra one-hot features.
+
+    Every dense feature named in ``columns`` (all when ``None``) stays dense and also becomes
+    a one-hot feature ``{name}_bucket`` with ``bins`` quantile bins fitted on the train split
+    (see :mod:`torchrec_nas.data.bucketize`); works for every source but ``cache`` (which
+    keeps the buckets it was written with): ``criteo_tsv``'s ``I1..I13``, a table's dense
+    columns, the synthetic data set's ``int_*``.
+
+    Args:
+        bins: the number of quantile bins per feature (a missing value gets a row of its own).
+        columns: the dense features to bucketize; ``None`` for all of them.
+
+    Example::
+
+        DataConfig(source="criteo_tsv", path="train.txt", bucketize_dense=BucketizeConfig(32))
+    """
+
+    bins: int = 32
+    columns: list[str] | None = None
+
+    def validate(self) -> None:
+        if self.bins < 2:
+            raise ValueError(f"bins: must be at least 2, got {self.bins}")
 
 
 @dataclass
@@ -177,7 +253,8 @@ class DataConfig:
             ``tabular`` (any CSV/TSV/Parquet with ``schema``) or ``cache`` (a directory written
             by :func:`torchrec_nas.data.preprocess`).
         path: the input file (or directory for ``criteo_npy`` / ``cache``); text files may be
-            gzip-compressed.
+            compressed (gzip, bzip2, xz, zstd: known by their first bytes). A relative path is
+            resolved from the working directory.
         batch_size: rows per batch.
         drop_last_train: drop the last partial train batch (val/test always keep it).
         shuffle_train: reshuffle the order of train batches every epoch (rows are already in
@@ -198,6 +275,8 @@ class DataConfig:
         synthetic: the synthetic generator's settings.
         schema: the table schema for ``source: tabular``.
         npy_days: ``criteo_npy``: number of day files (Kaggle preprocessed: 1; Terabyte: 24).
+        bucketize_dense: also make the source's dense features one-hot features by quantile
+            bins (every source but ``cache``); ``None`` keeps them dense only.
 
     Example::
 
@@ -222,6 +301,7 @@ class DataConfig:
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
     schema: TableSchema | None = None
     npy_days: int = 1
+    bucketize_dense: BucketizeConfig | None = None
 
     def validate(self) -> None:
         _check_choice("source", self.source, Source)
@@ -230,6 +310,18 @@ class DataConfig:
                 raise ValueError(f"path: source {self.source!r} needs a path")
         if self.source == "tabular" and self.schema is None:
             raise ValueError("schema: source 'tabular' needs a schema")
+        if self.source == "tabular" and self.schema is not None and not self.schema.has_sparse():
+            if self.bucketize_dense is None:
+                raise ValueError(
+                    "schema: no sparse feature, and the models need at least one embedding "
+                    "table: bucketize a numeric column (schema.bucketize: [{column: NAME, "
+                    "bins: 32}]) or list a categorical one"
+                )
+        if self.bucketize_dense is not None and self.source == "cache":
+            raise ValueError(
+                "bucketize_dense: not available for source 'cache': a cache keeps the "
+                "buckets it was written with (set it when preprocessing)"
+            )
         if self.batch_size < 1:
             raise ValueError(f"batch_size: must be positive, got {self.batch_size}")
         _check_choice("split", self.split, SplitMethod)

@@ -6,7 +6,9 @@ The steps every file source shares:
    chunk at a time while parsing);
 2. compact each categorical column's raw ids into table rows (min frequency, row cap), which
    sizes ``DataSpec.num_embeddings`` from the data;
-3. split (stratified or time-ordered), standardize dense columns with train statistics;
+3. split (stratified or time-ordered); bucketize numeric columns by quantile bins of the train
+   split (:mod:`torchrec_nas.data.bucketize`); fill missing dense values with 0 and
+   standardize dense columns with train statistics;
 4. keep the splits in memory, or write them as ``.npy`` files into a cache directory (whose
    manifest :func:`torchrec_nas.data.build.preprocess` writes, see :mod:`torchrec_nas.data.cache`).
 """
@@ -24,6 +26,13 @@ from typing import Any
 import numpy as np
 
 from torchrec_nas.data.arrays import SPLIT_NAMES, FeatureArrays, RawChunk, SplitArrays, take_jagged
+from torchrec_nas.data.bucketize import (
+    bucket_feature_name,
+    bucket_rows,
+    bucket_table_rows,
+    fit_quantile_edges,
+    planned_bins,
+)
 from torchrec_nas.data.config import DataConfig
 from torchrec_nas.data.errors import DataError
 from torchrec_nas.data.ids import compact_ids
@@ -47,10 +56,15 @@ class _RawStore:
         names += [f"mh_{k}_lengths" for k in range(num_multi)]
         self._files = {n: open(root / f"{n}.raw", "wb") for n in names}  # noqa: SIM115
         self.has_order = False
+        # Per numeric column: missing values, smallest and largest value (summary only).
+        self.missing: np.ndarray | None = None
+        self.low: np.ndarray | None = None
+        self.high: np.ndarray | None = None
 
     def add(self, chunk: RawChunk) -> None:
         self.rows += len(chunk)
         self.num_dense = chunk.dense.shape[1]
+        self._track(chunk.dense)
         f = self._files
         f["dense"].write(np.ascontiguousarray(chunk.dense, dtype=np.float32).tobytes())
         f["labels"].write(np.ascontiguousarray(chunk.labels, dtype=np.float32).tobytes())
@@ -62,6 +76,32 @@ class _RawStore:
         for k, (values, lengths) in enumerate(chunk.multi_hot):
             f[f"mh_{k}_values"].write(np.ascontiguousarray(values, np.int64).tobytes())
             f[f"mh_{k}_lengths"].write(np.ascontiguousarray(lengths, np.int64).tobytes())
+
+    def _track(self, dense: np.ndarray) -> None:
+        if len(dense) == 0:
+            return
+        missing = np.isnan(dense).sum(axis=0)
+        with np.errstate(all="ignore"):
+            low, high = np.fmin.reduce(dense, axis=0), np.fmax.reduce(dense, axis=0)
+        if self.missing is None or self.low is None or self.high is None:
+            self.missing, self.low, self.high = missing, low, high
+        else:
+            self.missing = self.missing + missing
+            self.low, self.high = np.fmin(self.low, low), np.fmax(self.high, high)
+
+    def dense_summary(self, names: list[str]) -> dict[str, dict[str, float | None]]:
+        """Per numeric column: ``min``, ``max`` (``None`` when all missing), ``missing`` share."""
+        out: dict[str, dict[str, float | None]] = {}
+        for j, name in enumerate(names):
+            low = None if self.low is None else float(self.low[j])
+            high = None if self.high is None else float(self.high[j])
+            missing = 0 if self.missing is None else int(self.missing[j])
+            out[name] = {
+                "min": low if low is not None and np.isfinite(low) else None,
+                "max": high if high is not None and np.isfinite(high) else None,
+                "missing": round(missing / self.rows, 6) if self.rows else 0.0,
+            }
+        return out
 
     def close(self) -> None:
         for f in self._files.values():
@@ -128,33 +168,55 @@ def materialize(
                 f"(on_bad_row: skip); the first: {reader.bad.examples[0]}"
             )
         raise DataError(f"{files}: no rows to read")
-    num_dense = len(reader.dense_names)
+    numeric = reader.dense_names
+    kept = [j for j in range(len(numeric)) if not reader.dense_kept or reader.dense_kept[j]]
+    bins = bucket_plan(reader, cfg)
+    bucketed = [j for j in range(len(numeric)) if bins[j]]
+    num_one_hot = num_sparse + len(bucketed)
     labels = store.load("labels", np.float32)
     order = store.load("order", np.float64) if store.has_order else None
     index = split_indices(labels, cfg.split_fractions, cfg.split, cfg.split_seed, order)
     alloc = _allocator(out_dir)
 
-    dense_all = np.memmap(workdir / "dense.raw", dtype=np.float32, mode="r", shape=(n, num_dense))
+    shape = (n, len(numeric))
+    dense_all: np.ndarray = (
+        np.memmap(workdir / "dense.raw", dtype=np.float32, mode="r", shape=shape)
+        if len(numeric)
+        else np.zeros(shape, dtype=np.float32)  # an empty file cannot be memory-mapped
+    )
     parts = []
     for split, idx in zip(SPLIT_NAMES, index):
-        dense = alloc(f"{split}_dense", np.dtype(np.float32), (len(idx), num_dense), False)
-        dense[:] = dense_all[idx]
+        dense = alloc(f"{split}_dense", np.dtype(np.float32), (len(idx), len(kept)), False)
+        dense[:] = dense_all[idx] if len(kept) == len(numeric) else dense_all[idx][:, kept]
         split_labels = alloc(f"{split}_labels", np.dtype(np.float32), (len(idx),), False)
         split_labels[:] = labels[idx]
         # Column-major: ids are written a column at a time here, and a batch reads each
         # feature's ids as one contiguous run.
-        sparse = alloc(f"{split}_sparse", np.dtype(np.int32), (len(idx), num_sparse), True)
+        sparse = alloc(f"{split}_sparse", np.dtype(np.int32), (len(idx), num_one_hot), True)
         parts.append(FeatureArrays(dense, sparse, split_labels, []))
+    fit_rows = index[0] if len(index[0]) else index[1]
+    edges: dict[str, list[float]] = {}
+    for b, j in enumerate(bucketed):
+        column_edges = fit_quantile_edges(dense_all[fit_rows, j], int(bins[j] or 0))
+        edges[bucket_feature_name(numeric[j])] = [float(e) for e in column_edges]
+        for part, idx in zip(parts, index):
+            part.sparse[:, num_sparse + b] = bucket_rows(dense_all[idx, j], column_edges)
     del dense_all
 
+    for part in parts:  # a missing dense value reads as 0; in row blocks, one pass
+        for start in range(0, len(part), 1 << 20):
+            block = part.dense[start : start + (1 << 20)]
+            block[np.isnan(block)] = 0.0
     stats = {}
-    for j, name in enumerate(reader.dense_names):
+    for k, j in enumerate(kept):
         if reader.standardize[j]:
-            train_col = parts[0].dense[:, j] if len(index[0]) else parts[1].dense[:, j]
+            train_col = parts[0].dense[:, k] if len(index[0]) else parts[1].dense[:, k]
             mean, std = float(train_col.mean()), float(train_col.std())
+            clip = reader.clip[j] if reader.clip else None
             for part in parts:
-                part.dense[:, j] = (part.dense[:, j] - mean) / (std if std > 0 else 1.0)
-            stats[name] = {"mean": mean, "std": std}
+                scaled = (part.dense[:, k] - mean) / (std if std > 0 else 1.0)
+                part.dense[:, k] = scaled if clip is None else np.clip(scaled, -clip, clip)
+            stats[numeric[j]] = {"mean": mean, "std": std}
 
     def compact_column(j: int) -> int:
         raw = store.load(f"sparse_{j}", np.int64)
@@ -166,6 +228,7 @@ def materialize(
     # Columns are independent and numpy/Arrow release the GIL: compact them in parallel.
     with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
         tables: list[int] = list(pool.map(compact_column, range(num_sparse)))
+    tables += [bucket_table_rows(e) for e in edges.values()]
     for k in range(num_multi):
         rows, size = compact_ids(
             store.load(f"mh_{k}_values", np.int64),
@@ -190,11 +253,17 @@ def materialize(
                 arr.flush()
 
     spec = DataSpec(
-        dense_names=list(reader.dense_names),
-        sparse_names=[*reader.sparse_names, *reader.multi_hot_names],
+        dense_names=[numeric[j] for j in kept],
+        sparse_names=[*reader.sparse_names, *edges, *reader.multi_hot_names],
         num_embeddings=tables,
         multi_hot=list(reader.multi_hot_names),
+        bucket_edges=edges,
     )
+    if not spec.sparse_names:
+        raise DataError(
+            f"{', '.join(map(str, reader.files))}: no sparse feature, and the models need at "
+            "least one embedding table: bucketize a numeric column (data.bucketize_dense)"
+        )
     total_s = time.perf_counter() - start
     summary: dict[str, Any] = {
         "rows_read": n,
@@ -203,6 +272,11 @@ def materialize(
         "rows": {s: len(p) for s, p in zip(SPLIT_NAMES, parts)},
         "positives": {s: int(p.labels.sum()) for s, p in zip(SPLIT_NAMES, parts)},
         "standardize": stats,
+        "dense": {
+            name: figures
+            for j, (name, figures) in enumerate(store.dense_summary(numeric).items())
+            if j in kept
+        },
         "parse_seconds": round(parse_s, 3),
         "seconds": round(total_s, 3),
         "rows_per_second": round(n / total_s) if total_s > 0 else None,
@@ -215,3 +289,22 @@ def materialize(
             reader.bad.examples[:1],
         )
     return SplitArrays(spec, parts, summary)
+
+
+def bucket_plan(reader: RowReader, cfg: DataConfig) -> list[int | None]:
+    """Per numeric column of ``reader``, its number of quantile bins (``None``: not bucketized).
+
+    A reader's own bins (a table's ``schema.bucketize``) come first; ``cfg.bucketize_dense``
+    adds the dense features it names (all when ``columns`` is unset).
+
+    Raises:
+        DataError: ``bucketize_dense.columns`` names a column that is not a dense feature.
+    """
+    bins: list[int | None] = list(reader.bins) or [None] * len(reader.dense_names)
+    dense = [
+        name
+        for j, name in enumerate(reader.dense_names)
+        if not reader.dense_kept or reader.dense_kept[j]
+    ]
+    planned = planned_bins(dense, cfg.bucketize_dense, cfg.source)
+    return [b if b is not None else planned.get(n) for n, b in zip(reader.dense_names, bins)]

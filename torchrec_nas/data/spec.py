@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from torchrec.modules.embedding_configs import EmbeddingBagConfig
@@ -19,6 +19,8 @@ class DataSpec:
         num_embeddings: rows of each sparse feature's embedding table (ids are in
             ``[0, num_embeddings[i])``), one per sparse feature.
         multi_hot: names of the sparse features that may carry several ids a row.
+        bucket_edges: per bucketized sparse feature (``{column}_bucket``), the inner edges of
+            its quantile bins, fitted on the train split (see :mod:`torchrec_nas.data.bucketize`).
 
     Example::
 
@@ -30,6 +32,7 @@ class DataSpec:
     sparse_names: list[str]
     num_embeddings: list[int]
     multi_hot: list[str] = field(default_factory=list)
+    bucket_edges: dict[str, list[float]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if len(self.num_embeddings) != len(self.sparse_names):
@@ -37,6 +40,12 @@ class DataSpec:
                 f"DataSpec: {len(self.num_embeddings)} table sizes for "
                 f"{len(self.sparse_names)} sparse features"
             )
+        dups = sorted({n for n in self.sparse_names if self.sparse_names.count(n) > 1})
+        if dups:
+            raise ValueError(f"DataSpec: sparse feature {dups[0]!r} appears twice")
+        unknown = sorted(set(self.bucket_edges) - set(self.sparse_names))
+        if unknown:
+            raise ValueError(f"DataSpec: bucket edges of {unknown[0]!r}, not a sparse feature")
 
     @property
     def num_dense(self) -> int:
@@ -62,14 +71,21 @@ class DataSpec:
             for name, rows in zip(self.sparse_names, self.num_embeddings)
         ]
 
-    def to_dict(self) -> dict[str, list[str] | list[int]]:
-        """Plain JSON-able form (for cache manifests)."""
-        return {
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able form (for cache manifests and checkpoints).
+
+        ``bucket_edges`` appears only when a feature is bucketized, so a spec without one
+        has the same form as before bucketizing existed.
+        """
+        out: dict[str, Any] = {
             "dense_names": list(self.dense_names),
             "sparse_names": list(self.sparse_names),
             "num_embeddings": list(self.num_embeddings),
             "multi_hot": list(self.multi_hot),
         }
+        if self.bucket_edges:
+            out["bucket_edges"] = {k: list(v) for k, v in self.bucket_edges.items()}
+        return out
 
     @classmethod
     def from_dict(cls, d: dict) -> DataSpec:  # type: ignore[type-arg]
@@ -79,4 +95,5 @@ class DataSpec:
             sparse_names=list(d["sparse_names"]),
             num_embeddings=[int(n) for n in d["num_embeddings"]],
             multi_hot=list(d.get("multi_hot", [])),
+            bucket_edges={k: [float(e) for e in v] for k, v in d.get("bucket_edges", {}).items()},
         )

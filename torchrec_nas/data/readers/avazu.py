@@ -31,7 +31,8 @@ from torchrec_nas.data.errors import BadRows, DataError
 from torchrec_nas.data.ids import bucketize, hash_string_array
 from torchrec_nas.data.readers.base import RowReader, register_reader
 from torchrec_nas.data.readers.columns import RowChecker, to_int
-from torchrec_nas.data.readers.text_blocks import TextBlock, iter_blocks, read_header
+from torchrec_nas.data.readers.text_blocks import TextBlock, iter_blocks
+from torchrec_nas.data.readers.text_input import read_header
 
 CATEGORICAL = [
     "C1",

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
@@ -37,13 +37,19 @@ class RowReader(Reader):
     """Base of the file readers: feature names, per-feature settings and the chunk stream.
 
     Args:
-        dense_names: dense feature names.
+        dense_names: the numeric columns of ``RawChunk.dense`` (``NaN`` where missing).
         sparse_names: one-hot feature names.
         multi_hot_names: multi-hot feature names (after the one-hot ones in the KJT).
         files: the input files (fingerprinted by the cache).
         bad: the bad-row policy and its count.
         min_frequency: per sparse feature (one-hot then multi-hot).
-        standardize: per dense feature, whether to standardize with train statistics.
+        standardize: per numeric column, whether to standardize with train statistics.
+        clip: per numeric column, clip standardized values at this many deviations (``None``:
+            no clip); empty for no clip anywhere.
+        bins: per numeric column, bucketize into this many quantile bins (``None``: do not);
+            empty for none.
+        dense_kept: per numeric column, whether it is a dense feature (a column may be
+            bucketized only); empty when all are.
 
     Example::
 
@@ -58,6 +64,9 @@ class RowReader(Reader):
     bad: BadRows
     min_frequency: list[int]
     standardize: list[bool]
+    clip: list[float | None] = field(default_factory=list)
+    bins: list[int | None] = field(default_factory=list)
+    dense_kept: list[bool] = field(default_factory=list)
 
     @abstractmethod
     def chunks(self) -> Iterator[RawChunk]:

@@ -33,6 +33,12 @@ class CacheReader(SplitReader):
 
     def read_splits(self) -> SplitArrays:
         cached = load_cache(self.cache_dir)
-        skipped = cached.info.get("summary", {}).get("skipped_bad_rows", 0)
-        info = {"source": "cache", "cache_dir": str(self.cache_dir), "skipped_bad_rows": skipped}
+        summary = cached.info.get("summary", {})
+        info = {
+            "source": "cache",
+            "cache_dir": str(self.cache_dir),
+            "skipped_bad_rows": summary.get("skipped_bad_rows", 0),
+            "positives": cached.info.get("positives"),
+            "dense": summary.get("dense"),
+        }
         return SplitArrays(cached.spec, cached.parts, info)

@@ -6,7 +6,8 @@ counts, may be empty or negative), ``C1..C26`` (8-hex-digit hashed categories, m
 Parsing, as TorchRec's preprocessing does it:
 
 - an empty integer is 0 (the format's missing value); a negative integer is 0; then
-  ``log(1 + x)``;
+  ``log(1 + x)`` (an empty integer is read as ``NaN``, so that bucketizing,
+  ``data.bucketize_dense``, gives it a row of its own; as a dense feature it is 0);
 - a category is its 32-bit hex value, optionally hashed into ``hash_buckets`` buckets; an empty
   category is missing and ends as the reserved table row 0 (see :mod:`torchrec_nas.data.ids`);
 - anything else (a label other than 0/1, a non-numeric integer, a category that is not 8 hex
@@ -27,7 +28,8 @@ from torchrec_nas.data.errors import BadRows
 from torchrec_nas.data.ids import bucketize
 from torchrec_nas.data.readers.base import RowReader, register_reader
 from torchrec_nas.data.readers.columns import RowChecker, hex8, to_int
-from torchrec_nas.data.readers.text_blocks import TextBlock, expand_paths, iter_blocks
+from torchrec_nas.data.readers.text_blocks import TextBlock, iter_blocks
+from torchrec_nas.data.readers.text_input import expand_paths
 
 INT_NAMES = [f"I{i}" for i in range(1, 14)]
 CAT_NAMES = [f"C{i}" for i in range(1, 27)]
@@ -83,7 +85,8 @@ class CriteoTsvReader(RowReader):
         """The reader for ``source: criteo_tsv``.
 
         ``path`` may list several files joined by ``,`` and use globs (``day_*`` for the
-        Terabyte days, read in sorted order); gzip files are decompressed as they are read.
+        Terabyte days, read in sorted order); compressed files (gzip, bzip2, xz,
+        zstd) are decompressed as they are read.
         """
         assert cfg.path is not None
         return cls(
@@ -108,9 +111,9 @@ class CriteoTsvReader(RowReader):
         check.flag(bad_label, "label", "{value} is not 0 or 1")
         dense = np.empty((table.num_rows, len(INT_NAMES)), dtype=np.float32)
         for j, name in enumerate(INT_NAMES):
-            values, ok, _ = to_int(table[name])
+            values, ok, missing = to_int(table[name])
             check.flag(~ok, name, "{value} is not an integer")
-            dense[:, j] = np.log1p(np.maximum(values, 0))
+            dense[:, j] = np.where(missing, np.nan, np.log1p(np.maximum(values, 0)))
         sparse = np.empty((table.num_rows, len(CAT_NAMES)), dtype=np.int64, order="F")
         for j, name in enumerate(CAT_NAMES):
             raw, ok = hex8(table[name])

@@ -31,7 +31,8 @@ from torchrec_nas.data.errors import BadRows, DataError
 from torchrec_nas.data.ids import MISSING, bucketize
 from torchrec_nas.data.readers.base import RowReader, register_reader
 from torchrec_nas.data.readers.columns import RowChecker, to_int
-from torchrec_nas.data.readers.text_blocks import TextBlock, check_readable, iter_blocks
+from torchrec_nas.data.readers.text_blocks import TextBlock, iter_blocks
+from torchrec_nas.data.readers.text_input import check_readable
 
 COLUMNS = [
     "Click",
@@ -63,7 +64,7 @@ SPARSE_NAMES = [*ID_COLUMNS, "Gender", "Age"]
 
 def load_profiles(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(user_ids sorted, gender, age)`` from ``userid_profile.txt``."""
-    p = check_readable(path)
+    p = check_readable(path, "data.kdd12_profile_path")
     try:
         table = pacsv.read_csv(
             p,

@@ -1,24 +1,22 @@
 """Streaming delimited text files in blocks of whole lines, with bad rows named by file and line.
 
-Files are read in blocks of whole lines (never whole; gzip files are decompressed as they are
-read); blocks are parsed by pyarrow's CSV reader into typed columns and converted by the caller
-in a small thread pool, in parallel, and handed back in file order. Line numbers are tracked per
+Files are read in blocks of whole lines (never whole; compressed files are decompressed as they
+are read, see :mod:`.text_input`); blocks are parsed by pyarrow's CSV reader into typed columns
+and converted by the caller in a small thread pool, in parallel, and handed back in file order. Line numbers are tracked per
 block, so a row with the wrong number of fields is reported as ``FILE:LINE: field row: ...``
 and a bad value (see :mod:`.columns`) as ``FILE:LINE: field NAME: ...``. The ``on_bad_row``
 policy (:class:`~torchrec_nas.data.errors.BadRows`) decides whether that raises or the row is
-skipped and counted. Bytes that are not UTF-8 text (binary files, compressed files other than
-gzip) are bad rows or a one-line :class:`~torchrec_nas.data.errors.DataError`, never a crash.
+skipped and counted. Bytes that are not UTF-8 text (binary files, zip archives, Parquet) are bad
+rows or a one-line :class:`~torchrec_nas.data.errors.DataError`, never a crash, and an error
+message never prints them as they are.
 """
 
 from __future__ import annotations
 
 import csv
-import glob
-import gzip
 import io
 import os
 import re
-import zlib
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -31,17 +29,14 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from torchrec_nas.data.errors import BadRows, DataError
+from torchrec_nas.data.readers.text_input import (
+    check_readable,
+    first_line,
+    open_text_input,
+    read_or_fail,
+)
 
 T = TypeVar("T")
-
-_GZIP_MAGIC = b"\x1f\x8b"
-_OTHER_FORMATS = (
-    (b"BZh", "bzip2-compressed"),
-    (b"\xfd7zXZ\x00", "xz-compressed"),
-    (b"\x28\xb5\x2f\xfd", "zstd-compressed"),
-    (b"PK\x03\x04", "zip"),
-    (b"PAR1", "Parquet"),
-)
 
 
 @dataclass
@@ -61,86 +56,6 @@ class TextBlock:
     table: pa.Table
     path: Path
     lines: np.ndarray
-
-
-def check_readable(path: str | Path) -> Path:
-    """The path, or a :class:`DataError` saying why it cannot be read."""
-    p = Path(path)
-    if not p.exists():
-        raise DataError(f"{p}: file not found")
-    if not p.is_file():
-        raise DataError(f"{p}: not a regular file")
-    try:
-        with open(p, "rb") as f:
-            f.read(1)
-    except OSError as e:
-        raise DataError(f"{p}: cannot be read: {e}") from e
-    return p
-
-
-def open_text_input(path: str | Path) -> io.BufferedIOBase:
-    """Opens a delimited text file for reading bytes; a gzip file is decompressed as it is read.
-
-    Raises:
-        DataError: the file is missing or unreadable, or compressed in another format (named).
-
-    Example::
-
-        with open_text_input("day_0.gz") as f:
-            first_line = f.readline()
-    """
-    p = check_readable(path)
-    with open(p, "rb") as f:
-        head = f.read(8)
-    if head.startswith(_GZIP_MAGIC):
-        return gzip.open(p, "rb")
-    for magic, kind in _OTHER_FORMATS:
-        if head.startswith(magic):
-            raise DataError(
-                f"{p}: a {kind} file, not delimited text; decompress it first "
-                "(gzip files are read as they are)"
-            )
-    return open(p, "rb")  # noqa: SIM115
-
-
-def expand_paths(spec: str) -> list[Path]:
-    """Files named by ``spec``: comma-separated paths, each may be a glob (sorted matches).
-
-    Example::
-
-        expand_paths("/data/criteo/day_*")  # [day_0, day_1, ..., day_23] (sorted by name)
-    """
-    out: list[Path] = []
-    for part in (p.strip() for p in spec.split(",")):
-        if not part:
-            continue
-        if any(c in part for c in "*?["):
-            matches = sorted(glob.glob(part))
-            if not matches:
-                raise DataError(f"{part}: no file matches this pattern")
-            out.extend(Path(m) for m in matches)
-        else:
-            out.append(Path(part))
-    if not out:
-        raise DataError(f"path: {spec!r} names no file")
-    return out
-
-
-def read_header(path: Path, delimiter: str) -> list[str]:
-    """The column names in the first line of a file."""
-    with open_text_input(path) as f:
-        first = _read_or_fail(path, lambda: f.readline())
-    text = first.decode("utf-8", errors="replace").rstrip("\r\n")
-    if not text:
-        raise DataError(f"{path}:1: expected a header line, found an empty line")
-    return [c.strip().strip('"') for c in text.split(delimiter)]
-
-
-def _read_or_fail(path: Path, read: Callable[[], bytes]) -> bytes:
-    try:
-        return read()
-    except (OSError, EOFError, zlib.error) as e:  # a corrupt or truncated gzip stream
-        raise DataError(f"{path}: cannot be read as gzip: {e}") from None
 
 
 def _parse(
@@ -239,11 +154,11 @@ def _line_blocks(p: Path, header: bool, block_bytes: int) -> Iterator[tuple[byte
     line0 = 1
     with open_text_input(p) as f:
         if header:
-            _read_or_fail(p, lambda: f.readline())
+            read_or_fail(p, lambda: f.readline())
             line0 = 2
         rest = b""
         while True:
-            chunk = _read_or_fail(p, lambda: f.read(block_bytes))
+            chunk = read_or_fail(p, lambda: f.read(block_bytes))
             data = rest + chunk if rest else chunk
             if not chunk:
                 rest = b""
@@ -314,11 +229,6 @@ def _drop_unreadable_rows(
     return b"".join(kept), np.array(kept_lines, dtype=np.int64), problems
 
 
-def _first_line(message: str, limit: int = 200) -> str:
-    first = message.strip().splitlines()[0] if message.strip() else message
-    return first if len(first) <= limit else first[:limit] + "..."
-
-
 def _block(
     p: Path,
     data: bytes,
@@ -343,7 +253,7 @@ def _block(
             table, invalid = _parse(data, names, types, delimiter, quote, threads=False)
         except pa.ArrowInvalid as e:
             if "conversion error" not in str(e).lower():
-                raise DataError(f"{p}:{line0}: cannot parse block: {_first_line(str(e))}") from None
+                raise DataError(f"{p}:{line0}: cannot parse block: {first_line(str(e))}") from None
             # A value that does not fit its column type: re-read as text and let the caller's
             # converters name the row.
             table, invalid = _parse(data, names, text_types, delimiter, quote, threads=False)
