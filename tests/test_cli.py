@@ -175,3 +175,33 @@ def test_bench_measures_both_figures(demo_run: tuple[Path, Path]) -> None:
     signs = [(a[0] - b[0]) * (a[1] - b[1]) for i, a in enumerate(pairs) for b in pairs[i + 1 :]]
     tau = (sum(x > 0 for x in signs) - sum(x < 0 for x in signs)) / len(signs)
     assert kendall["kendall_tau"] == pytest.approx(tau)
+
+
+def test_report_shows_data_summary_config_and_chosen_lr(demo_run: tuple[Path, Path]) -> None:
+    import yaml
+
+    from torchrec_nas.report_data import config_differences
+
+    cfg_path, out = demo_run
+    summary = json.loads((out / "data_summary.json").read_text())
+    assert summary["source"] == "synthetic" and sum(summary["rows"].values()) == 6000
+    report = (out / "report.md").read_text()
+    assert report.index("## Data") < report.index("## Supernet training")
+    assert "| train | 4,800 |" in report
+    # The whole config is in config.yaml; the report lists what differs from the defaults.
+    cfg = Config.load(cfg_path)
+    assert Config.from_dict(yaml.safe_load((out / "config.yaml").read_text())) == cfg
+    changed = dict(config_differences(cfg))
+    assert changed["supernet.steps"] == 12 and "seed" in changed and "device" not in changed
+    assert "| `supernet.steps` | `12` |" in report and "`device`" not in report
+    results = json.loads((out / "train" / "results.json").read_text())
+    assert "chosen lr" in report
+    assert f"| dlrm | {results['dlrm']['test']['logloss']:.4f}" in report
+
+
+def test_baselines_only_needs_no_architecture(demo_run: tuple[Path, Path], tmp_path: Path) -> None:
+    cfg, _ = demo_run
+    argv = ["train", "--config", str(cfg), "--out", str(tmp_path), "--quiet", "--baselines-only"]
+    assert main(argv) == 0
+    assert set(json.loads((tmp_path / "train" / "results.json").read_text())) == {"dlrm", "dcn"}
+    assert main([*argv, "--no-baselines"]) == 2

@@ -36,6 +36,11 @@ def _parser() -> argparse.ArgumentParser:
     t = add("train", "train an architecture from scratch beside the DLRM/DCN baselines")
     t.add_argument("--arch", help="architecture JSON (default: OUT/best_arch.json)")
     t.add_argument("--no-baselines", action="store_true", help="train only the architecture")
+    t.add_argument(
+        "--baselines-only",
+        action="store_true",
+        help="train only the configured baselines (DLRM, DCN-v2), no architecture needed",
+    )
     e = add("evaluate", "evaluate a saved model on the test split")
     e.add_argument("--model", required=True, help="a model_*.pt written by `train`")
     est = add("estimate", "PIM cost of an architecture, layer by layer")
@@ -101,12 +106,21 @@ def _run(args: argparse.Namespace, cfg: object) -> int:
         report = run_demo(cfg, out)
         print(f"report: {report}")
     elif cmd == "supernet":
-        print(json_dumps(stages.run_supernet(cfg, out, runtime).to_dict()))
+        from torchrec_nas.report_data import record_data_summary
+
+        data = runtime.data(cfg)
+        print(record_data_summary(data, out).to_text())
+        print(json_dumps(stages.run_supernet(cfg, out, runtime, data).to_dict()))
     elif cmd == "search":
         print(json_dumps(stages.run_search(cfg, out, runtime)))
     elif cmd == "train":
-        arch_path = Path(args.arch) if args.arch else out / "best_arch.json"
-        arch = Architecture.load(arch_path)
+        if args.baselines_only and (args.arch or args.no_baselines):
+            raise ValueError("--baselines-only trains no architecture: drop --arch/--no-baselines")
+        if args.baselines_only and not cfg.train.baselines.models:
+            raise ValueError("--baselines-only: train.baselines.models is empty in the config")
+        arch = None
+        if not args.baselines_only:
+            arch = Architecture.load(Path(args.arch) if args.arch else out / "best_arch.json")
         if args.no_baselines:
             cfg.train.baselines.models = []
         results = stages.train_final(cfg, out, arch, runtime=runtime)
@@ -125,9 +139,12 @@ def _run(args: argparse.Namespace, cfg: object) -> int:
 
         print(json_dumps(run_bench(cfg, out, args.only)))
     elif cmd == "preprocess":
-        from torchrec_nas.data import preprocess_main
+        from torchrec_nas.data import load_cache, preprocess_main
+        from torchrec_nas.report_data import record_data_summary
 
-        print(json_dumps(preprocess_main(cfg.data, str(out))))
+        result = preprocess_main(cfg.data, str(out))
+        print(record_data_summary(load_cache(str(out)), out).to_text())
+        print(json_dumps(result))
     return 0
 
 

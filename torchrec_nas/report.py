@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from torchrec_nas.config import Config
-from torchrec_nas.config_utils import to_mapping
+from torchrec_nas.report_data import data_section, record_config, record_data_summary
 from torchrec_nas.search.history import SearchHistory
 from torchrec_nas.space import Architecture
 from torchrec_nas.train.checkpoint import write_text_atomic
@@ -130,6 +130,7 @@ def write_report(cfg: Config, out: str | Path) -> Path:
     """Writes ``report.md`` (and its PNG figures) from what the stages left under ``out``."""
     out = Path(out)
     parts = ["# torchrec_nas report", ""]
+    parts += data_section(out)
     supernet = (
         json.loads((out / "supernet.json").read_text())
         if (out / "supernet.json").exists()
@@ -174,17 +175,19 @@ def write_report(cfg: Config, out: str | Path) -> Path:
         parts += [
             "## Trained from scratch on the same data and budget (test split)",
             "",
-            "| model | test logloss | test AUC | NE | FLOPs/sample | dense params | train rows/s |",
-            "|---|---|---|---|---|---|---|",
+            "| model | test logloss | test AUC | NE | FLOPs/sample | dense params | chosen lr "
+            "| train rows/s |",
+            "|---|---|---|---|---|---|---|---|",
         ]
         for name, r in results.items():
             t = r["test"]
             parts.append(
                 f"| {name} | {_fmt(t['logloss'])} | {_fmt(t['auc'])} | {_fmt(t['ne'])} | "
-                f"{_fmt(r['flops'])} | {_fmt(r['params'])} | {_fmt(r['train']['rows_per_second'])} |"
+                f"{_fmt(r['flops'])} | {_fmt(r['params'])} | {_fmt(r.get('lr'))} | "
+                f"{_fmt(r['train']['rows_per_second'])} |"
             )
         parts.append("")
-    parts += ["## Configuration", "", "```json", json.dumps(to_mapping(cfg), indent=1), "```", ""]
+    parts += record_config(cfg, out)
     path = out / "report.md"
     write_text_atomic(path, "\n".join(parts))
     return path
@@ -201,6 +204,8 @@ def run_demo(cfg: Config, out: str | Path) -> Path:
     out = Path(out)
     runtime = default_runtime(cfg)
     data = runtime.data(cfg)
+    if runtime.is_primary:
+        print(record_data_summary(data, out).to_text())
     if not (out / "supernet.pt").exists():
         run_supernet(cfg, out, runtime, data)
     summary = run_search(cfg, out, runtime, data)
