@@ -12,6 +12,7 @@ from typing import IO, Any
 from torch import nn
 from tqdm import tqdm
 
+from torchrec_nas.progress import progress_bar
 from torchrec_nas.runtime.trainer import Callback, TrainState
 from torchrec_nas.train.checkpoint import json_dumps, write_text_atomic
 from torchrec_nas.train.config import LoopConfig
@@ -22,20 +23,15 @@ logger = logging.getLogger(__name__)
 
 
 class ProgressBar(Callback):
-    """A tqdm bar of steps with the loss, rows/s and the last validation AUC.
+    """A progress bar of steps with the running loss, rows/s and the last validation AUC,
+    updated every step (whole lines at an interval when the output is not a terminal; see
+    :func:`torchrec_nas.progress.progress_bar`)."""
 
-    Args:
-        refresh_every: update the figures every this many steps.
-    """
-
-    def __init__(self, refresh_every: int = 10) -> None:
-        self.refresh_every = refresh_every
+    def __init__(self) -> None:
         self.bar: tqdm[Any] | None = None
 
     def on_start(self, state: TrainState, model: nn.Module, optimizer: ModelOptimizer) -> None:
-        self.bar = tqdm(
-            total=state.total, initial=state.step, desc=state.desc, unit="step", dynamic_ncols=True
-        )
+        self.bar = progress_bar(state.total, state.desc, "step", initial=state.step)
 
     def _postfix(self, state: TrainState) -> None:
         if self.bar is None:
@@ -43,13 +39,12 @@ class ProgressBar(Callback):
         figures = {"loss": f"{state.loss_ema:.4f}", "rows_s": f"{state.rows_per_second:,.0f}"}
         if state.val is not None:
             figures["val_auc"] = f"{state.val.auc:.4f}"
-        self.bar.set_postfix(figures)
+        self.bar.set_postfix(figures, refresh=False)
 
     def on_step(self, state: TrainState, model: nn.Module, optimizer: ModelOptimizer) -> None:
         if self.bar is not None:
+            self._postfix(state)
             self.bar.update(state.step - self.bar.n)
-            if state.step % self.refresh_every == 0 or state.step == state.total:
-                self._postfix(state)
 
     def on_validation(self, state: TrainState) -> None:
         self._postfix(state)

@@ -17,6 +17,7 @@ from typing import Literal
 
 from tqdm import tqdm
 
+from torchrec_nas.progress import progress_bar
 from torchrec_nas.search.history import Evaluation, SearchHistory
 from torchrec_nas.search.objective import ObjectiveConfig
 from torchrec_nas.space import Architecture, SearchSpace
@@ -131,14 +132,7 @@ class _Runner:
 
 def _progress_bar(total: int, history: SearchHistory, desc: str, progress: bool) -> tqdm:
     """A candidates bar that starts where a resumed history left off."""
-    return tqdm(
-        total=total,
-        initial=len(history),
-        desc=desc,
-        unit="cand",
-        disable=not progress,
-        dynamic_ncols=True,
-    )
+    return progress_bar(total, desc, "cand", initial=len(history), enabled=progress)
 
 
 class RegularizedEvolution:
