@@ -55,6 +55,10 @@ def _parser() -> argparse.ArgumentParser:
         choices=["sharing", "kendall", "codesign"],
         help="run one measurement (codesign: bit-width search energy, needs bit_choices)",
     )
+    show = sub.add_parser("show", help="print an architecture block by block (writes nothing)")
+    show.add_argument("--arch", required=True, help="architecture JSON")
+    show.add_argument("--config", help="check the architecture against this config's space")
+    show.add_argument("--out", help="accepted like every command's; show writes nothing")
     add("preprocess", "turn the configured data source into a memory-mapped cache")
     return p
 
@@ -71,6 +75,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from torchrec_nas.runlock import RunLock
 
     try:
+        if args.command == "show":  # prints only: imports no torch, writes nothing
+            from torchrec_nas.architecture_view import show_text
+
+            print(show_text(args.arch, args.config))
+            return 0
         cfg = Config.load(args.config)
         if args.quiet:
             cfg.supernet.progress = cfg.train.progress = cfg.search.progress = False
