@@ -33,6 +33,7 @@ class BlockView:
             operator that reads tokens).
         dense_to_sparse_used: the dense-to-sparse bit is set and its tokens are read.
         sparse_to_dense_used: the sparse-to-dense bit is set and its term is read.
+        dense_reads_tokens: the dense operator also reads the sparse inputs (``dot``).
     """
 
     index: int
@@ -43,11 +44,7 @@ class BlockView:
     sparse_inputs_used: bool
     dense_to_sparse_used: bool
     sparse_to_dense_used: bool
-
-    @property
-    def dense_reads_tokens(self) -> bool:
-        op = self.block.dense_op
-        return op != NO_OPERATOR and operator_spec(op).reads_sparse
+    dense_reads_tokens: bool
 
 
 def block_views(arch: Architecture) -> list[BlockView]:
@@ -71,6 +68,7 @@ def block_views(arch: Architecture) -> list[BlockView]:
                 sparse_inputs_used=lv.sparse_op or (lv.dense_op and reads_tokens),
                 dense_to_sparse_used=b.dense_to_sparse and lv.dense_op and lv.sparse_out,
                 sparse_to_dense_used=b.sparse_to_dense and lv.sparse_op and lv.dense_out,
+                dense_reads_tokens=reads_tokens,
             )
         )
     return views
@@ -135,7 +133,7 @@ def describe(arch: Architecture, space: SearchSpace | None = None) -> str:
     for v in views:
         b = v.block
         dense_reads = _outputs(b.dense_inputs) + (" +tokens" if v.dense_reads_tokens else "")
-        bits = " ".join(
+        interaction = " ".join(
             n for n, on in (("d->s", b.dense_to_sparse), ("s->d", b.sparse_to_dense)) if on
         )
         rows.append(
@@ -145,7 +143,7 @@ def describe(arch: Architecture, space: SearchSpace | None = None) -> str:
                 dense_reads,
                 f"{operator_label(b.sparse_op)} {b.sparse_tokens} tok",
                 _outputs(b.sparse_inputs),
-                bits or "-",
+                interaction or "-",
                 _bits(b) or "-",
                 _unused_parts(v),
             )
@@ -281,7 +279,8 @@ def _block_texts(v: BlockView) -> tuple[str, tuple[str, str]]:
     tokens = " +tokens" if v.dense_reads_tokens else ""
     dense = f"{operator_label(b.dense_op)} {b.dense_dim}\nin {_outputs(b.dense_inputs)}{tokens}"
     sparse = f"{operator_label(b.sparse_op)} {b.sparse_tokens} tok\nin {_outputs(b.sparse_inputs)}"
-    return "   ".join([head, *flags, *([_bits(b)] if _bits(b) else [])]), (dense, sparse)
+    flags += [_bits(b)] if _bits(b) else []
+    return "   ".join([head, *flags]), (dense, sparse)
 
 
 def plot_architecture(arch: Architecture, out_png: str | Path, title: str | None = None) -> None:
