@@ -187,6 +187,7 @@ def test_report_shows_data_summary_config_and_chosen_lr(demo_run: tuple[Path, Pa
     assert summary["source"] == "synthetic" and sum(summary["rows"].values()) == 6000
     report = (out / "report.md").read_text()
     assert report.index("## Data") < report.index("## Supernet training")
+    assert "![architecture](architecture.png)" in report and (out / "architecture.png").is_file()
     assert "| train | 4,800 |" in report
     # The whole config is in config.yaml; the report lists what differs from the defaults.
     cfg = Config.load(cfg_path)

@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from torchrec_nas.architecture_view import architecture_section
 from torchrec_nas.config import Config
 from torchrec_nas.report_data import data_section, record_config, record_data_summary
 from torchrec_nas.search.history import SearchHistory
@@ -162,6 +163,10 @@ def write_report(cfg: Config, out: str | Path) -> Path:
             f"{len(history) - history.evaluated}",
             f"- best: `{best.arch_hash}`, validation logloss {best.metrics.get('logloss', math.nan):.4f}, "
             f"AUC {best.metrics.get('auc', math.nan):.4f}, {best.costs.get('flops', math.nan):,.0f} FLOPs/sample",
+            "",
+        ]
+        parts += architecture_section(best.arch, out, cfg.space)
+        parts += [
             "",
             describe_architecture(best.arch),
             "",
