@@ -16,11 +16,11 @@ from torchrec_nas.runlock import RunLock, RunLockError
 
 def test_a_second_lock_on_the_same_directory_is_refused(tmp_path: Path) -> None:
     with RunLock(tmp_path) as first:
-        holder = json.loads(first.path.read_text())
+        holder = json.loads(Path(first.path).read_text())
         assert holder["pid"] == os.getpid() and holder["host"] == socket.gethostname()
         with pytest.raises(RunLockError, match=rf"pid {os.getpid()} on {socket.gethostname()}"):
             RunLock(tmp_path).acquire()
-        assert first.path.exists()  # the refused run did not remove the holder's lock
+        assert Path(first.path).exists()  # the refused run did not remove the holder's lock
         with RunLock(tmp_path / "other"):  # another directory is independent
             pass
     assert not (tmp_path / "run.lock").exists()
@@ -34,7 +34,7 @@ def test_a_dead_process_lock_is_taken_over(tmp_path: Path) -> None:
     lock = tmp_path / "run.lock"
     lock.write_text(json.dumps({"pid": int(dead.stdout), "host": socket.gethostname()}))
     with RunLock(tmp_path) as taken:
-        assert json.loads(taken.path.read_text())["pid"] == os.getpid()
+        assert json.loads(Path(taken.path).read_text())["pid"] == os.getpid()
     assert not lock.exists() and not list(tmp_path.glob("run.lock.stale.*"))
 
 

@@ -54,3 +54,26 @@ def test_atomic_write_leaves_no_temporary_and_follows_umask(tmp_path: object) ->
         os.umask(old)
     assert sorted(os.listdir(str(tmp_path))) == ["r.json"]
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o644
+
+
+def test_a_killed_writes_temporary_is_removed_by_the_next_write(tmp_path: object) -> None:
+    path = storage.join(str(tmp_path), "c.pt")
+    open(storage.join(str(tmp_path), ".c.pt.dead.tmp"), "wb").close()
+    storage.save_torch_atomic({"a": 1}, path)
+    assert sorted(os.listdir(str(tmp_path))) == ["c.pt"]
+
+
+def test_missing_backend_and_remote_inputs_are_clear_errors() -> None:
+    with pytest.raises(ValueError, match=r"nosuch://x/y: no fsspec backend for nosuch://"):
+        storage.exists("nosuch://x/y")
+    assert storage.local_input("file:///d/a.gz", "data.path") == "/d/a.gz"
+    assert storage.local_input("d/a.gz", "data.path") == "d/a.gz"
+    with pytest.raises(ValueError, match=r"^data\.path: memory://a: remote data"):
+        storage.local_input("memory://a", "data.path")
+
+
+def test_local_file_for_writing_uploads_to_a_url(root: str) -> None:
+    path = storage.join(root, "fig", "a.png")
+    with storage.local_file_for_writing(path) as local:
+        local.write_bytes(b"png")
+    assert storage.read_bytes(path) == b"png"

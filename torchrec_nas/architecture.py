@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from torchrec_nas import storage
 from torchrec_nas.config_utils import ConfigError, from_mapping
 from torchrec_nas.modules.operators.registry import operator_spec
 
@@ -135,18 +136,19 @@ class Architecture:
 
     @staticmethod
     def load(path: str | Path) -> Architecture:
-        """Reads an architecture JSON file (for example ``best_arch.json``)."""
-        p = Path(path)
-        if not p.is_file():
+        """Reads an architecture JSON file (for example ``best_arch.json``; a local path or
+        URL)."""
+        p = str(path)
+        if not storage.isfile(p):
             raise ArchitectureError(f"{p}: architecture file not found")
         try:
-            data = json.loads(p.read_text())
+            data = json.loads(storage.read_text(p))
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise ArchitectureError(f"{p}: not valid JSON: {e}") from e
         # Files written by the search wrap the architecture with its scores.
         if isinstance(data, dict) and "architecture" in data and "blocks" not in data:
             data = data["architecture"]
-        return Architecture.from_dict(data, str(p))
+        return Architecture.from_dict(data, p)
 
     def canonical_hash(self) -> str:
         """A hash equal for architectures that compute the same function by construction.

@@ -206,7 +206,10 @@ def architecture_section(
 
         parts += architecture_section(best.arch, out)
     """
-    plot_architecture(arch, Path(out_dir) / "architecture.png")
+    from torchrec_nas import storage
+
+    with storage.local_file_for_writing(storage.join(out_dir, "architecture.png")) as png:
+        plot_architecture(arch, png)
     return ["![architecture](architecture.png)", "", "```", describe(arch, space), "```", ""]
 
 

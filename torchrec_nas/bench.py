@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torchmetrics.functional import kendall_rank_corrcoef
 from torchrec.datasets.utils import Batch
 
+from torchrec_nas import storage
 from torchrec_nas.config import Config
 from torchrec_nas.data import DataSplits
 from torchrec_nas.models import NASRecModel, NASRecSubnet
@@ -110,11 +111,11 @@ def weight_sharing_cost(cfg: Config, data: DataSplits) -> dict[str, Any]:
     }
 
 
-def ranking_correlation(cfg: Config, data: DataSplits, out: Path) -> dict[str, Any]:
+def ranking_correlation(cfg: Config, data: DataSplits, out: str | Path) -> dict[str, Any]:
     """Kendall's tau between supernet-inherited and stand-alone validation loglosses."""
-    supernet_path = out / "supernet.pt"
+    supernet_path = storage.join(out, "supernet.pt")
     runtime = LocalRuntime(cfg.device)
-    if not supernet_path.exists():
+    if not storage.exists(supernet_path):
         run_supernet(cfg, out, runtime, data)
     device = runtime.device
     supernet: NASRecModel = load_supernet(cfg, supernet_path, data.spec).to(device)
@@ -157,7 +158,7 @@ def ranking_correlation(cfg: Config, data: DataSplits, out: Path) -> dict[str, A
     }
 
 
-def codesign(cfg: Config, data: DataSplits, out: Path) -> dict[str, Any]:
+def codesign(cfg: Config, data: DataSplits, out: str | Path) -> dict[str, Any]:
     """PIM energy saved by searching bit widths: the best uniform 8-bit model against the
     cheapest searched model within 0.001 logloss of it (see
     :func:`torchrec_nas.search.codesign.codesign_summary`). Trains the supernet and runs the
@@ -169,11 +170,11 @@ def codesign(cfg: Config, data: DataSplits, out: Path) -> dict[str, Any]:
     if not cfg.space.bit_choices:
         raise ValueError("codesign needs a space with bit_choices (see configs/codesign-demo.yaml)")
     runtime = LocalRuntime(cfg.device)
-    if not (out / "supernet.pt").exists():
+    if not storage.exists(storage.join(out, "supernet.pt")):
         run_supernet(cfg, out, runtime, data)
     run_search(cfg, out, runtime, data)
     device = runtime.device
-    supernet = load_supernet(cfg, out / "supernet.pt", data.spec).to(device)
+    supernet = load_supernet(cfg, storage.join(out, "supernet.pt"), data.spec).to(device)
     evaluator = SupernetEvaluator(
         supernet, data.train, data.val, cfg.search.finetune, device, seed=cfg.seed
     )
@@ -185,7 +186,8 @@ def codesign(cfg: Config, data: DataSplits, out: Path) -> dict[str, Any]:
             arch, cfg.space, len(data.spec.dense_names), tables, objective.hardware or "isaac"
         )
 
-    return codesign_summary(SearchHistory(out / "history.jsonl"), evaluator, costs)
+    history = SearchHistory(storage.join(out, "history.jsonl"))
+    return codesign_summary(history, evaluator, costs)
 
 
 def run_bench(cfg: Config, out: str | Path, only: str | None = None) -> dict[str, Any]:
@@ -195,7 +197,6 @@ def run_bench(cfg: Config, out: str | Path, only: str | None = None) -> dict[str
 
         run_bench(Config.load("configs/demo.yaml"), "runs/bench", only="sharing")
     """
-    out = Path(out)
     data = LocalRuntime(cfg.device).data(cfg)
     result: dict[str, Any] = {}
     if only in (None, "sharing"):
@@ -205,5 +206,5 @@ def run_bench(cfg: Config, out: str | Path, only: str | None = None) -> dict[str
     if only == "codesign":
         result["codesign"] = codesign(cfg, data, out)
     name = "bench.json" if only is None else f"bench_{only}.json"
-    write_json_atomic(out / name, result)
+    write_json_atomic(storage.join(out, name), result)
     return result

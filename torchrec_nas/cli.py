@@ -1,7 +1,8 @@
 """The ``torchrec-nas`` command: thin wrappers over :mod:`torchrec_nas.stages`.
 
 Every subcommand takes ``--config FILE.yaml`` (defaults to the embedded demo config) and
-``--out DIR``; results are files under ``--out``. A failure is one line on stderr: exit 2 for
+``--out DIR``; results are files under ``--out``. Both may be fsspec URLs
+(``--out s3://bucket/run`` with ``s3fs`` installed); input data must be local. A failure is one line on stderr: exit 2 for
 a bad config, file or argument, 1 for a diverged training, 130 for Ctrl-C.
 """
 
@@ -26,7 +27,9 @@ def _parser() -> argparse.ArgumentParser:
     def add(name: str, help: str) -> argparse.ArgumentParser:
         s = sub.add_parser(name, help=help)
         s.add_argument("--config", default=str(DEFAULT_CONFIG), help="YAML config (default: demo)")
-        s.add_argument("--out", default="runs/demo", help="output directory")
+        s.add_argument(
+            "--out", default="runs/demo", help="output directory or fsspec URL (s3://b/run)"
+        )
         s.add_argument("--quiet", action="store_true", help="no progress bars")
         return s
 
@@ -96,17 +99,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace, cfg: object) -> int:
-    from torchrec_nas import stages
+    from torchrec_nas import stages, storage
     from torchrec_nas.config import Config
     from torchrec_nas.runtime.default import default_runtime
     from torchrec_nas.space import Architecture
     from torchrec_nas.train.checkpoint import json_dumps
 
     assert isinstance(cfg, Config)
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
+    out: str = args.out
+    if storage.isfile(out):
         raise ValueError(f"--out {out}: is a file, not a directory")
-    out.mkdir(parents=True, exist_ok=True)
+    storage.makedirs(out)
     runtime = default_runtime(cfg)
     cmd = args.command
     if cmd == "demo":
@@ -129,7 +132,7 @@ def _run(args: argparse.Namespace, cfg: object) -> int:
             raise ValueError("--baselines-only: train.baselines.models is empty in the config")
         arch = None
         if not args.baselines_only:
-            arch = Architecture.load(Path(args.arch) if args.arch else out / "best_arch.json")
+            arch = Architecture.load(args.arch or storage.join(out, "best_arch.json"))
         if args.no_baselines:
             cfg.train.baselines.models = []
         results = stages.train_final(cfg, out, arch, runtime=runtime)
@@ -141,7 +144,7 @@ def _run(args: argparse.Namespace, cfg: object) -> int:
 
         arch = Architecture.load(args.arch)
         text, costs = estimate_architecture(cfg, arch, args.hardware, args.embedding_mode)
-        (out / "estimate.json").write_text(json_dumps(costs))
+        storage.write_text_atomic(storage.join(out, "estimate.json"), json_dumps(costs))
         print(text)
     elif cmd == "bench":
         from torchrec_nas.bench import run_bench
@@ -151,8 +154,10 @@ def _run(args: argparse.Namespace, cfg: object) -> int:
         from torchrec_nas.data import load_cache, preprocess_main
         from torchrec_nas.report_data import record_data_summary
 
-        result = preprocess_main(cfg.data, str(out))
-        print(record_data_summary(load_cache(str(out)), out).to_text())
+        # The cache is memory-mapped by the readers: it must be on a local disk.
+        cache = storage.local_input(out, "--out")
+        result = preprocess_main(cfg.data, cache)
+        print(record_data_summary(load_cache(cache), out).to_text())
         print(json_dumps(result))
     return 0
 

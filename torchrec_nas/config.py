@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from torchrec_nas import storage
 from torchrec_nas.config_utils import ConfigError, from_mapping, load_yaml, to_mapping
 from torchrec_nas.data import DataConfig
 from torchrec_nas.distributed.config import DistributedConfig
@@ -165,8 +166,45 @@ class Config:
 
     @staticmethod
     def load(path: str | Path) -> Config:
-        """Reads and validates a YAML config file."""
-        return Config.from_dict(load_yaml(path), str(path))
+        """Reads and validates a YAML config file (a local path or URL).
+
+        Raises:
+            ConfigError: a bad field, or input data at a remote URL (not supported yet).
+        """
+        cfg = Config.from_dict(load_yaml(path), str(path))
+        try:
+            cfg.data = data_on_local_disk(cfg.data)
+        except ValueError as e:
+            raise ConfigError(f"{path}: {e}") from e
+        return cfg
 
     def to_dict(self) -> dict[str, Any]:
         return to_mapping(self)
+
+
+#: Data settings that name input files or folders; they must be on a local disk.
+DATA_PATH_FIELDS = ("path", "cache_dir", "kdd12_profile_path")
+
+
+def data_on_local_disk(data: DataConfig) -> DataConfig:
+    """``data`` with its input paths as local paths (``file://`` URLs become paths).
+
+    The readers memory-map and stream local files, so input data at a remote URL is not
+    supported yet.
+
+    Raises:
+        ValueError: a data path is a remote URL; the message names the field.
+
+    Example::
+
+        data_on_local_disk(DataConfig(source="criteo_tsv", path="file:///d/day_0.gz")).path
+        # '/d/day_0.gz'
+    """
+    changes: dict[str, Any] = {}
+    for name in DATA_PATH_FIELDS:
+        value = getattr(data, name)
+        if value is not None:
+            local = storage.local_input(value, f"data.{name}")
+            if local != value:
+                changes[name] = local
+    return dataclasses.replace(data, **changes) if changes else data

@@ -19,6 +19,8 @@ from typing import Any, TypeVar, Union
 
 import yaml
 
+from torchrec_nas import storage
+
 T = TypeVar("T")
 
 
@@ -185,12 +187,13 @@ def to_mapping(obj: Any) -> Any:
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
-    """Reads a YAML mapping, with a clear error for a missing file or bad syntax."""
-    p = Path(path)
-    if not p.is_file():
+    """Reads a YAML mapping (a local path or URL), with a clear error for a missing file or
+    bad syntax."""
+    p = str(path)
+    if not storage.isfile(p):
         raise ConfigError(f"{p}: config file not found")
     try:
-        data = yaml.safe_load(p.read_text())
+        data = yaml.safe_load(storage.read_text(p))
     except yaml.YAMLError as e:
         raise ConfigError(f"{p}: not valid YAML: {e}") from e
     if data is None:

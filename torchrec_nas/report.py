@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from torchrec_nas import storage
 from torchrec_nas.architecture_view import architecture_section
 from torchrec_nas.config import Config
 from torchrec_nas.report_data import data_section, record_config, record_data_summary
@@ -15,13 +16,13 @@ from torchrec_nas.space import Architecture
 from torchrec_nas.train.checkpoint import write_text_atomic
 
 
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
+def _read_jsonl(path: str) -> list[dict[str, Any]]:
+    if not storage.exists(path):
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [json.loads(line) for line in storage.read_text(path).splitlines() if line.strip()]
 
 
-def _plot_training(log: list[dict[str, Any]], out_png: Path, title: str) -> bool:
+def _plot_training(log: list[dict[str, Any]], out_png: str, title: str) -> bool:
     points = [(r["step"], r["loss_ema"]) for r in log if "loss_ema" in r]
     if not points:
         return False
@@ -37,12 +38,13 @@ def _plot_training(log: list[dict[str, Any]], out_png: Path, title: str) -> bool
     ax.set_title(title)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(out_png, dpi=110)
+    with storage.open_file(out_png, "wb") as f:
+        fig.savefig(f, dpi=110, format="png")
     plt.close(fig)
     return True
 
 
-def _plot_search(history: SearchHistory, out_png: Path) -> bool:
+def _plot_search(history: SearchHistory, out_png: str) -> bool:
     scores = [r.score for r in history]
     if not scores:
         return False
@@ -65,7 +67,8 @@ def _plot_search(history: SearchHistory, out_png: Path) -> bool:
     ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(out_png, dpi=110)
+    with storage.open_file(out_png, "wb") as f:
+        fig.savefig(f, dpi=110, format="png")
     plt.close(fig)
     return True
 
@@ -98,7 +101,7 @@ def describe_architecture(arch: Architecture) -> str:
     return "\n".join(lines)
 
 
-def _pareto_section(cfg: Config, history: SearchHistory, out: Path) -> list[str]:
+def _pareto_section(cfg: Config, history: SearchHistory, out: str) -> list[str]:
     """Pareto plots of validation logloss against each cost the search recorded."""
     from torchrec_nas.search.pareto import pareto_front, plot_pareto
 
@@ -112,7 +115,8 @@ def _pareto_section(cfg: Config, history: SearchHistory, out: Path) -> list[str]
     parts: list[str] = []
     for x in xs:
         png = f"pareto_{x}.png"
-        plot_pareto(records, x=x, y=y, out_png=out / png, title=f"{y} against {x}")
+        with storage.local_file_for_writing(storage.join(out, png)) as local_png:
+            plot_pareto(records, x=x, y=y, out_png=local_png, title=f"{y} against {x}")
         front = pareto_front(records, [y, x])
         parts += [
             f"### Pareto front: {y} against {x} ({len(front)} of {len(records)} candidates)",
@@ -127,14 +131,15 @@ def _pareto_section(cfg: Config, history: SearchHistory, out: Path) -> list[str]
     return parts
 
 
-def write_report(cfg: Config, out: str | Path) -> Path:
-    """Writes ``report.md`` (and its PNG figures) from what the stages left under ``out``."""
-    out = Path(out)
+def write_report(cfg: Config, out: str | Path) -> str:
+    """Writes ``report.md`` (and its PNG figures) from what the stages left under ``out``
+    (a local path or URL); returns the report's path."""
+    out = str(out)
     parts = ["# torchrec_nas report", ""]
     parts += data_section(out)
     supernet = (
-        json.loads((out / "supernet.json").read_text())
-        if (out / "supernet.json").exists()
+        json.loads(storage.read_text(storage.join(out, "supernet.json")))
+        if storage.exists(storage.join(out, "supernet.json"))
         else None
     )
     if supernet:
@@ -149,11 +154,14 @@ def write_report(cfg: Config, out: str | Path) -> Path:
                 f"- validation of a fixed wide path: logloss {_fmt(v['logloss'])}, AUC {_fmt(v['auc'])}"
             )
         if _plot_training(
-            _read_jsonl(out / "supernet" / "train_log.jsonl"), out / "supernet_loss.png", "supernet"
+            _read_jsonl(storage.join(out, "supernet", "train_log.jsonl")),
+            storage.join(out, "supernet_loss.png"),
+            "supernet",
         ):
             parts += ["", "![supernet loss](supernet_loss.png)"]
         parts.append("")
-    history = SearchHistory(out / "history.jsonl") if (out / "history.jsonl").exists() else None
+    history_path = storage.join(out, "history.jsonl")
+    history = SearchHistory(history_path) if storage.exists(history_path) else None
     if history is not None and len(history):
         best = history.best()
         parts += [
@@ -171,12 +179,12 @@ def write_report(cfg: Config, out: str | Path) -> Path:
             describe_architecture(best.arch),
             "",
         ]
-        if _plot_search(history, out / "search.png"):
+        if _plot_search(history, storage.join(out, "search.png")):
             parts += ["![search progress](search.png)", ""]
         parts += _pareto_section(cfg, history, out)
-    results_path = out / "train" / "results.json"
-    if results_path.exists():
-        results = json.loads(results_path.read_text())
+    results_path = storage.join(out, "train", "results.json")
+    if storage.exists(results_path):
+        results = json.loads(storage.read_text(results_path))
         parts += [
             "## Trained from scratch on the same data and budget (test split)",
             "",
@@ -193,12 +201,12 @@ def write_report(cfg: Config, out: str | Path) -> Path:
             )
         parts.append("")
     parts += record_config(cfg, out)
-    path = out / "report.md"
+    path = storage.join(out, "report.md")
     write_text_atomic(path, "\n".join(parts))
     return path
 
 
-def run_demo(cfg: Config, out: str | Path) -> Path:
+def run_demo(cfg: Config, out: str | Path) -> str:
     """Supernet, search, final training with baselines, report: the whole pipeline.
 
     Each stage resumes from what an earlier, killed run left under ``out``.
@@ -206,15 +214,14 @@ def run_demo(cfg: Config, out: str | Path) -> Path:
     from torchrec_nas.runtime.default import default_runtime
     from torchrec_nas.stages import run_search, run_supernet, train_final
 
-    out = Path(out)
     runtime = default_runtime(cfg)
     data = runtime.data(cfg)
     if runtime.is_primary:
         print(record_data_summary(data, out).to_text())
-    if not (out / "supernet.pt").exists():
+    if not storage.exists(storage.join(out, "supernet.pt")):
         run_supernet(cfg, out, runtime, data)
     summary = run_search(cfg, out, runtime, data)
     arch = Architecture.from_dict(summary["best"]["architecture"])
-    if not (out / "train" / "results.json").exists():
+    if not storage.exists(storage.join(out, "train", "results.json")):
         train_final(cfg, out, arch, data, runtime)
     return write_report(cfg, out)

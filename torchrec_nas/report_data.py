@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from torchrec_nas import storage
 from torchrec_nas.config import Config
 from torchrec_nas.config_utils import to_mapping
 from torchrec_nas.data.summary import BuiltData, DataSummary, summarize_data
@@ -37,9 +38,8 @@ def record_data_summary(data: BuiltData, out: str | Path) -> DataSummary:
         print(summary.to_text())
     """
     summary = summarize_data(data)
-    out = Path(out)
-    write_text_atomic(out / DATA_SUMMARY_JSON, json.dumps(summary.to_dict(), indent=2))
-    write_text_atomic(out / DATA_SUMMARY_MD, summary.to_markdown())
+    write_text_atomic(storage.join(out, DATA_SUMMARY_JSON), json.dumps(summary.to_dict(), indent=2))
+    write_text_atomic(storage.join(out, DATA_SUMMARY_MD), summary.to_markdown())
     return summary
 
 
@@ -61,8 +61,8 @@ def config_differences(cfg: Config) -> list[tuple[str, Any]]:
 def record_config(cfg: Config, out: str | Path) -> list[str]:
     """Writes the whole configuration to ``config.yaml`` in ``out``; returns the report's lines
     about it: a link and a table of the fields that differ from the defaults."""
-    out = Path(out)
-    write_text_atomic(out / CONFIG_YAML, yaml.safe_dump(to_mapping(cfg), sort_keys=False))
+    text = yaml.safe_dump(to_mapping(cfg), sort_keys=False)
+    write_text_atomic(storage.join(out, CONFIG_YAML), text)
     lines = [
         "## Configuration",
         "",
@@ -81,7 +81,7 @@ def record_config(cfg: Config, out: str | Path) -> list[str]:
 
 def data_section(out: str | Path) -> list[str]:
     """The report's data section, from ``data_summary.md`` (empty if there is none)."""
-    path = Path(out) / DATA_SUMMARY_MD
-    if not path.is_file():
+    path = storage.join(out, DATA_SUMMARY_MD)
+    if not storage.isfile(path):
         return []
-    return ["## Data", "", path.read_text().rstrip(), ""]
+    return ["## Data", "", storage.read_text(path).rstrip(), ""]

@@ -1,4 +1,4 @@
-"""One run per output directory: a lock file that names its holder."""
+"""One run per output directory (a local path or URL): a lock file that names its holder."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+
+from torchrec_nas import storage
 
 LOCK_NAME = "run.lock"
 
@@ -33,14 +35,18 @@ def process_alive(pid: int) -> bool:
 class RunLock:
     """Holds ``out/run.lock`` for the duration of a ``with`` block.
 
-    The lock file is created atomically (``O_CREAT | O_EXCL``) and holds the holder's pid,
-    host and start time. A second run on the same directory raises :class:`RunLockError`
-    naming the holder. A lock left by a dead process of this host (a killed run) is taken
-    over; a lock held from another host is never taken over, since its pid cannot be checked
-    from here.
+    On a local folder (a path or ``file://`` URL) the lock file is created atomically
+    (``O_CREAT | O_EXCL``) and holds the holder's pid, host and start time. A second run on
+    the same directory raises :class:`RunLockError` naming the holder. A lock left by a dead
+    process of this host (a killed run) is taken over; a lock held from another host is never
+    taken over, since its pid cannot be checked from here.
+
+    On an object store (``s3://``, ``memory://``, ...) there is no exclusive create: the lock
+    object is written and read back, best effort. It refuses a run that finds another live
+    holder's lock, but two runs starting within the same moment may both proceed.
 
     Args:
-        out: the output directory (created if missing).
+        out: the output directory, a local path or URL (created if missing).
         name: the lock file's name.
 
     Example::
@@ -50,14 +56,15 @@ class RunLock:
     """
 
     def __init__(self, out: str | Path, name: str = LOCK_NAME) -> None:
-        self.path = Path(out) / name
+        self.out = str(out)
+        self.path = storage.join(out, name)
         self.me = {"pid": os.getpid(), "host": socket.gethostname()}
         self.held = False
 
     def holder(self) -> dict[str, Any] | None:
         """The lock file's content, ``{}`` when unreadable, ``None`` when there is none."""
         try:
-            text = self.path.read_text()
+            text = storage.read_text(self.path)
         except FileNotFoundError:
             return None
         try:
@@ -66,14 +73,23 @@ class RunLock:
             return {}
         return data if isinstance(data, dict) else {}
 
+    def _record(self) -> str:
+        return json.dumps({**self.me, "since": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+
     def _create(self) -> bool:
+        local = storage.local_path(self.path)
+        if local is None:  # an object store: write, then check that our record stayed
+            if storage.exists(self.path):
+                return False
+            storage.write_text_atomic(self.path, self._record())
+            holder = self.holder() or {}
+            return all(holder.get(k) == v for k, v in self.me.items())
         try:
-            fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            fd = os.open(local, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
             return False
-        record = {**self.me, "since": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         with os.fdopen(fd, "w") as f:
-            json.dump(record, f)
+            f.write(self._record())
         return True
 
     def _stale(self, holder: dict[str, Any]) -> bool:
@@ -85,13 +101,17 @@ class RunLock:
     def _remove_stale(self, holder: dict[str, Any]) -> None:
         """Removes a dead holder's lock file, and only that one.
 
-        The file is first moved aside under a name of this process: if another run took the
-        stale lock over and created its own between our read and the move, what was moved is
-        that live lock, and it is put back.
+        Locally the file is first moved aside under a name of this process: if another run
+        took the stale lock over and created its own between our read and the move, what was
+        moved is that live lock, and it is put back. On an object store it is removed.
         """
-        aside = self.path.with_name(f"{self.path.name}.stale.{os.getpid()}")
+        local = storage.local_path(self.path)
+        if local is None:
+            storage.remove(self.path)
+            return
+        aside = local.with_name(f"{local.name}.stale.{os.getpid()}")
         try:
-            os.replace(self.path, aside)
+            os.replace(local, aside)
         except FileNotFoundError:
             return
         try:
@@ -100,17 +120,21 @@ class RunLock:
             moved = {}
         if moved != holder:
             try:
-                os.link(aside, self.path)
+                os.link(aside, local)
             except FileExistsError:
                 pass
         aside.unlink(missing_ok=True)
 
     def acquire(self) -> None:
-        """Takes the lock, or raises :class:`RunLockError` naming the live holder."""
-        folder = self.path.parent
-        if folder.exists() and not folder.is_dir():
-            raise RunLockError(f"--out {folder}: is a file, not a directory")
-        folder.mkdir(parents=True, exist_ok=True)
+        """Takes the lock, or raises :class:`RunLockError` naming the live holder.
+
+        Raises:
+            RunLockError: another live run holds the lock, or ``out`` is a file.
+            ValueError: no fsspec backend handles ``out``'s URL scheme.
+        """
+        if storage.isfile(self.out):
+            raise RunLockError(f"--out {self.out}: is a file, not a directory")
+        storage.makedirs(self.out)
         for _ in range(3):
             if self._create():
                 self.held = True
@@ -125,7 +149,7 @@ class RunLock:
                     else "a run whose lock file is being written or is damaged"
                 )
                 raise RunLockError(
-                    f"{self.path.parent}: another run is using this output directory ({who}); "
+                    f"{self.out}: another run is using this output directory ({who}); "
                     f"wait for it to finish or use another --out (if that run is gone, delete "
                     f"{self.path})"
                 )
@@ -137,7 +161,7 @@ class RunLock:
         if self.held:
             holder = self.holder()
             if holder and all(holder.get(k) == v for k, v in self.me.items()):
-                self.path.unlink(missing_ok=True)
+                storage.remove(self.path)
             self.held = False
 
     def __enter__(self) -> RunLock:

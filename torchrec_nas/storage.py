@@ -23,7 +23,8 @@ from __future__ import annotations
 import io
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
@@ -74,10 +75,48 @@ def name(path: PathLike) -> str:
     return str(path).rstrip("/").rsplit("/", 1)[-1]
 
 
+class StorageBackendError(ValueError):
+    """A URL whose scheme no installed fsspec backend handles (``s3://`` without ``s3fs``)."""
+
+
 def filesystem(path: PathLike) -> tuple[fsspec.AbstractFileSystem, str]:
-    """The fsspec filesystem of ``path`` and the path inside it."""
-    fs, inner = url_to_fs(str(path))
+    """The fsspec filesystem of ``path`` and the path inside it.
+
+    Raises:
+        StorageBackendError: no installed fsspec backend handles ``path``'s scheme; the
+            message names the scheme and the package to install.
+    """
+    try:
+        fs, inner = url_to_fs(str(path))
+    except (ImportError, ValueError) as e:
+        scheme = str(path).split("://", 1)[0]
+        raise StorageBackendError(
+            f"{path}: no fsspec backend for {scheme}:// is installed ({e})"
+        ) from e
     return fs, inner
+
+
+def local_input(path: str, field: str) -> str:
+    """The local path of an input that must be on this machine's disk (memory-mapped or read
+    by pyarrow): a local path as is, a ``file://`` URL as its path.
+
+    Args:
+        path: a local path or URL.
+        field: the setting it comes from, to name in the error (``data.path``).
+
+    Raises:
+        ValueError: ``path`` is a remote URL.
+
+    Example::
+
+        local_input("file:///data/day_0.gz", "data.path")   # '/data/day_0.gz'
+    """
+    local = local_path(path)
+    if local is None:
+        raise ValueError(
+            f"{field}: {path}: remote data is not supported yet; copy it to a local disk"
+        )
+    return str(local)
 
 
 def exists(path: PathLike) -> bool:
@@ -133,14 +172,18 @@ def read_bytes(path: PathLike) -> bytes:
         return bytes(f.read())
 
 
-def append_lines(path: PathLike, lines: list[str]) -> None:
-    """Appends whole lines to a text file (a local file: one write; remote: read and rewrite,
-    since object stores cannot append)."""
+def append_lines(path: PathLike, lines: list[str], sync: bool = False) -> None:
+    """Appends whole lines to a text file (a local file: one write, fsynced if ``sync``;
+    remote: read and rewritten whole, since object stores cannot append)."""
     text = "".join(line if line.endswith("\n") else line + "\n" for line in lines)
-    if local_path(path) is not None:
-        with open_file(path, "a", encoding="utf-8") as f:
+    local = local_path(path)
+    if local is not None:
+        local.parent.mkdir(parents=True, exist_ok=True)
+        with open(local, "a", encoding="utf-8") as f:
             f.write(text)
             f.flush()
+            if sync:
+                os.fsync(f.fileno())
         return
     old = read_text(path) if isfile(path) else ""
     write_bytes_atomic(path, (old + text).encode())
@@ -152,22 +195,29 @@ def _umask_mode() -> int:
     return 0o666 & ~mask
 
 
-def write_bytes_atomic(path: PathLike, data: bytes) -> None:
-    """Writes ``data`` so that a reader sees the old file or the new one, never a part.
+def write_atomic(path: PathLike, write: Callable[[IO[bytes]], object]) -> None:
+    """Calls ``write(file)`` so that a reader of ``path`` sees the old file or the new one,
+    never a part.
 
-    Locally: a temporary file beside the target (created with the umask's permissions, and
-    removed if the write fails), then ``os.replace``.
+    Locally: into a temporary file beside the target (created with the umask's permissions,
+    and removed if the write fails), then ``os.replace``; temporaries of the same target that
+    a killed process left behind are removed first. On an object store the object appears
+    whole when its upload completes.
     """
     local = local_path(path)
     if local is None:
+        buffer = io.BytesIO()  # some writers (torch.save) seek; uploads need not
+        write(buffer)
         with open_file(path, "wb") as f:
-            f.write(data)
+            f.write(buffer.getvalue())
         return
     local.parent.mkdir(parents=True, exist_ok=True)
+    for stale in local.parent.glob(f".{local.name}.*.tmp"):
+        stale.unlink(missing_ok=True)
     fd, tmp = tempfile.mkstemp(dir=local.parent, prefix=f".{local.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, _umask_mode())
@@ -175,6 +225,11 @@ def write_bytes_atomic(path: PathLike, data: bytes) -> None:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def write_bytes_atomic(path: PathLike, data: bytes) -> None:
+    """Writes ``data`` atomically (see :func:`write_atomic`)."""
+    write_atomic(path, lambda f: f.write(data))
 
 
 def write_text_atomic(path: PathLike, text: str) -> None:
@@ -186,9 +241,7 @@ def save_torch_atomic(obj: Any, path: PathLike) -> None:
     """``torch.save`` of ``obj`` to ``path``, atomically."""
     import torch
 
-    buffer = io.BytesIO()
-    torch.save(obj, buffer)
-    write_bytes_atomic(path, buffer.getvalue())
+    write_atomic(path, lambda f: torch.save(obj, f))
 
 
 def load_torch(path: PathLike) -> Any:
@@ -197,7 +250,32 @@ def load_torch(path: PathLike) -> Any:
 
     if not isfile(path):
         raise FileNotFoundError(f"{path}: file not found")
-    return torch.load(io.BytesIO(read_bytes(path)), map_location="cpu", weights_only=False)
+    local = local_path(path)
+    source: Any = local if local is not None else io.BytesIO(read_bytes(path))
+    return torch.load(source, map_location="cpu", weights_only=False)
+
+
+@contextmanager
+def local_file_for_writing(path: PathLike) -> Iterator[Path]:
+    """A local file to write ``path`` through, for writers that need a file name.
+
+    Locally, ``path`` itself (its folder created); for a URL, a temporary file that is
+    uploaded to ``path`` when the block ends without an error.
+
+    Example::
+
+        with storage.local_file_for_writing("s3://b/run/pareto.png") as png:
+            figure.savefig(png)
+    """
+    local = local_path(path)
+    if local is not None:
+        local.parent.mkdir(parents=True, exist_ok=True)
+        yield local
+        return
+    with tempfile.TemporaryDirectory() as folder:
+        tmp = Path(folder, name(path))
+        yield tmp
+        write_bytes_atomic(path, tmp.read_bytes())
 
 
 def walk_files(path: PathLike) -> Iterator[str]:

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import logging
 import re
+from pathlib import Path
 from typing import Any
 
-import fsspec
 import torch.distributed as dist
 import torch.distributed.checkpoint as dcp
 from torch import nn
 from torch.distributed.checkpoint import FileSystemReader, FileSystemWriter
 from torch.distributed.checkpoint.storage import StorageReader, StorageWriter
 
+from torchrec_nas import storage
 from torchrec_nas.distributed.sharding import sharded_tensor_warnings_off
 from torchrec_nas.train.checkpoint import CheckpointError
 from torchrec_nas.train.resume import ResumePoint
@@ -27,11 +28,6 @@ logger = logging.getLogger(__name__)
 STEP_DIR = re.compile(r"^step_(\d{9})$")
 
 
-def is_remote_url(path: str) -> bool:
-    """Whether ``path`` is an fsspec URL other than a local ``file://`` one."""
-    return "://" in path and not path.startswith("file://")
-
-
 class DistributedCheckpointer:
     """Saves and restores ``{model, optimizer, step, rows, loss}`` of a sharded training run
     under ``root/step_NNNNNNNNN/``, keeping the latest ``keep``.
@@ -39,7 +35,8 @@ class DistributedCheckpointer:
     It is a :class:`~torchrec_nas.train.resume.Checkpointer`.
 
     Args:
-        root: a directory path or fsspec URL shared by all ranks.
+        root: a directory path or fsspec URL shared by all ranks (a string, as
+            :func:`torchrec_nas.storage.join` makes it).
         keep: how many complete checkpoints to keep.
 
     Example::
@@ -48,24 +45,26 @@ class DistributedCheckpointer:
         point = ckpt.load("supernet", dmp, optimizer)   # a ResumePoint or None
     """
 
-    def __init__(self, root: str, keep: int = 2) -> None:
-        self.root = root.rstrip("/")
+    def __init__(self, root: str | Path, keep: int = 2) -> None:
+        self.root = str(root).rstrip("/")
         self.keep = keep
-        self.fs, self.fs_root = fsspec.core.url_to_fs(self.root)
+        self.fs, self.fs_root = storage.filesystem(self.root)
 
     def _writer(self, path: str) -> StorageWriter:
-        if is_remote_url(path):
+        local = storage.local_path(path)
+        if local is None:
             from torch.distributed.checkpoint._fsspec_filesystem import FsspecWriter
 
             return FsspecWriter(path)
-        return FileSystemWriter(path.removeprefix("file://"))
+        return FileSystemWriter(str(local))
 
     def _reader(self, path: str) -> StorageReader:
-        if is_remote_url(path):
+        local = storage.local_path(path)
+        if local is None:
             from torch.distributed.checkpoint._fsspec_filesystem import FsspecReader
 
             return FsspecReader(path)
-        return FileSystemReader(path.removeprefix("file://"))
+        return FileSystemReader(str(local))
 
     def steps(self) -> list[int]:
         """Steps of the complete checkpoints, oldest first."""

@@ -14,7 +14,6 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 STAGES = ("supernet", "search", "train", "all")
 
@@ -26,7 +25,9 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("stage", choices=STAGES, help="which stage (all: supernet, search, train)")
     p.add_argument("--config", required=True, help="YAML config")
-    p.add_argument("--out", required=True, help="output directory (shared by all ranks)")
+    p.add_argument(
+        "--out", required=True, help="output directory or fsspec URL (shared by all ranks)"
+    )
     p.add_argument("--arch", help="train: architecture JSON (default: OUT/best_arch.json)")
     p.add_argument("--no-baselines", action="store_true", help="train: only the architecture")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -37,6 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("torchrec_nas").setLevel(logging.INFO)
+    from torchrec_nas import storage
     from torchrec_nas.config import Config
     from torchrec_nas.distributed.context import shutdown_distributed
     from torchrec_nas.failures import failure_line
@@ -46,7 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from torchrec_nas.stages import run_search, run_supernet, train_final
     from torchrec_nas.train.checkpoint import json_dumps
 
-    out = Path(args.out)
+    out: str = args.out
     lock = RunLock(out)  # rank 0 holds it for the job
     try:
         cfg = Config.load(args.config)
@@ -70,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.stage in ("search", "all"):
             result = run_search(cfg, out, runtime, data)
         if args.stage in ("train", "all"):
-            arch_path = Path(args.arch) if args.arch else out / "best_arch.json"
+            arch_path = args.arch or storage.join(out, "best_arch.json")
             if args.no_baselines:
                 cfg.train.baselines.models = []
             result = train_final(cfg, out, Architecture.load(arch_path), data, runtime)

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 import torch
 from torch import nn
 
-from torchrec_nas.config import Config
+from torchrec_nas.config import Config, data_on_local_disk
 from torchrec_nas.data import DataSplits, build_data
 from torchrec_nas.train.config import OptimizerConfig
 from torchrec_nas.train.optim import ModelOptimizer
@@ -82,7 +82,9 @@ class Runtime(ABC):
     def data(self, cfg: Config) -> DataSplits:
         """This rank's data: its shard of the train batches (``B / W`` rows each); validation
         and test stay whole and are shared out by :meth:`share`."""
-        data_cfg = dataclasses.replace(cfg.data, batch_size=self.rank_batch_size(cfg))
+        data_cfg = dataclasses.replace(
+            data_on_local_disk(cfg.data), batch_size=self.rank_batch_size(cfg)
+        )
         return build_data(data_cfg, cfg.seed, self.rank, self.world_size)
 
     def share(self, batches: Iterable[T], max_batches: int | None) -> Iterable[T]:
@@ -96,7 +98,7 @@ class Runtime(ABC):
         optimizer: OptimizerConfig,
         total_steps: int,
         cfg: Config,
-        plan_path: Path | None = None,
+        plan_path: str | Path | None = None,
     ) -> tuple[nn.Module, ModelOptimizer]:
         """The model placed for training (on the device, or sharded) and its optimizer.
 
@@ -105,10 +107,13 @@ class Runtime(ABC):
             optimizer: optimizer settings.
             total_steps: length of the schedule.
             cfg: the run's config (sharding constraints, batch size).
-            plan_path: where the sharding plan is written, if the runtime shards.
+            plan_path: where the sharding plan is written (a local path or URL), if the
+                runtime shards.
         """
 
-    def place(self, model: nn.Module, cfg: Config, plan_path: Path | None = None) -> nn.Module:
+    def place(
+        self, model: nn.Module, cfg: Config, plan_path: str | Path | None = None
+    ) -> nn.Module:
         """The model placed for inference (on the device, or sharded), without an optimizer."""
         return model.to(self.device)
 
@@ -142,11 +147,12 @@ class Runtime(ABC):
         """Waits for every rank."""
         return None
 
-    def restore(self, model: nn.Module, cfg: Config, out: Path, stage: str) -> bool:
+    def restore(self, model: nn.Module, cfg: Config, out: str | Path, stage: str) -> bool:
         """Loads the weights of ``stage``'s last sharded checkpoint into a placed model;
         ``False`` where there is none (or the runtime keeps no sharded checkpoints)."""
         return False
 
     @abstractmethod
-    def checkpointer(self, cfg: Config, out: Path, stage: str) -> Checkpointer:
-        """Where the training of ``stage`` (``supernet``, ``train/dlrm``, ...) checkpoints."""
+    def checkpointer(self, cfg: Config, out: str | Path, stage: str) -> Checkpointer:
+        """Where the training of ``stage`` (``supernet``, ``train/dlrm``, ...) checkpoints,
+        under ``out`` (a local path or URL)."""

@@ -1,5 +1,8 @@
 """The :class:`~torchrec_nas.runtime.trainer.Trainer`'s callbacks: progress bar, JSONL log,
-checkpoints, early stopping and TensorBoard."""
+checkpoints, early stopping and TensorBoard.
+
+The JSONL log and checkpoints go through :mod:`torchrec_nas.storage` (any output folder may
+be a URL); TensorBoard events are written for a local output folder only."""
 
 from __future__ import annotations
 
@@ -7,11 +10,12 @@ import json
 import logging
 import math
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from torch import nn
 from tqdm import tqdm
 
+from torchrec_nas import storage
 from torchrec_nas.progress import progress_bar
 from torchrec_nas.runtime.trainer import Callback, TrainState
 from torchrec_nas.train.checkpoint import json_dumps, write_text_atomic
@@ -62,20 +66,20 @@ class JsonlLog(Callback):
     session, which trains them again) are dropped first, so no step appears twice.
 
     Args:
-        path: the ``train_log.jsonl`` file.
+        path: the ``train_log.jsonl`` file (a local path or URL).
         every: write a training record every this many steps (and at the last).
     """
 
-    def __init__(self, path: Path, every: int = 20) -> None:
-        self.path = path
+    def __init__(self, path: str | Path, every: int = 20) -> None:
+        self.path = str(path)
         self.every = max(1, every)
-        self.file: IO[str] | None = None
+        self.open = False
         self.written: set[tuple[str, int]] = set()
 
     def on_start(self, state: TrainState, model: nn.Module, optimizer: ModelOptimizer) -> None:
         kept = []
-        if self.path.is_file():
-            for line in self.path.read_text().splitlines():
+        if storage.isfile(self.path):
+            for line in storage.read_text(self.path).splitlines():
                 try:
                     record = json.loads(line)
                 except json.JSONDecodeError:
@@ -83,17 +87,15 @@ class JsonlLog(Callback):
                 if int(record.get("step", 0)) <= state.step:
                     kept.append(line)
                     self.written.add(("val" if "val" in record else "train", record["step"]))
-            write_text_atomic(self.path, "".join(f"{line}\n" for line in kept))
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.file = open(self.path, "a")  # noqa: SIM115
+        write_text_atomic(self.path, "".join(f"{line}\n" for line in kept))
+        self.open = True
 
     def write(self, kind: str, record: dict[str, Any]) -> None:
         key = (kind, int(record["step"]))
-        if self.file is None or key in self.written:
+        if not self.open or key in self.written:
             return
         self.written.add(key)
-        self.file.write(json_dumps(record, indent=None) + "\n")
-        self.file.flush()
+        storage.append_lines(self.path, [json_dumps(record, indent=None)])
 
     def on_step(self, state: TrainState, model: nn.Module, optimizer: ModelOptimizer) -> None:
         if state.step % self.every == 0 or state.step == state.total or state.stopped_early:
@@ -106,9 +108,7 @@ class JsonlLog(Callback):
             self.write("val", {"step": state.step, "val": state.val.to_dict()})
 
     def close(self) -> None:
-        if self.file is not None:
-            self.file.close()
-            self.file = None
+        self.open = False
 
 
 class Checkpointing(Callback):
@@ -175,12 +175,12 @@ class TensorBoard(Callback):
     TensorBoard events through ``torch.utils.tensorboard``.
 
     Args:
-        log_dir: the events directory.
+        log_dir: the events directory (a local path: ``SummaryWriter`` writes local files).
         every: write training scalars every this many steps.
     """
 
-    def __init__(self, log_dir: Path, every: int = 20) -> None:
-        self.log_dir = log_dir
+    def __init__(self, log_dir: str | Path, every: int = 20) -> None:
+        self.log_dir = str(log_dir)
         self.every = max(1, every)
         self.writer: Any = None
 
@@ -196,7 +196,7 @@ class TensorBoard(Callback):
     def on_start(self, state: TrainState, model: nn.Module, optimizer: ModelOptimizer) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
-        self.writer = SummaryWriter(str(self.log_dir), purge_step=state.step or None)
+        self.writer = SummaryWriter(self.log_dir, purge_step=state.step or None)
 
     def on_step(self, state: TrainState, model: nn.Module, optimizer: ModelOptimizer) -> None:
         if self.writer is not None and state.step % self.every == 0:
@@ -217,13 +217,14 @@ class TensorBoard(Callback):
 
 def standard_callbacks(
     cfg: LoopConfig,
-    out_dir: Path | None,
+    out_dir: str | Path | None,
     checkpointer: Checkpointer | None,
     primary: bool = True,
 ) -> list[Callback]:
     """The callbacks a stage trains with: checkpoints (every rank), and on the primary rank a
     progress bar (``cfg.progress``), ``out_dir/train_log.jsonl``, TensorBoard events
-    (``cfg.tensorboard``), plus early stopping (``cfg.early_stopping_patience``).
+    (``cfg.tensorboard``; only where ``out_dir`` is local), plus early stopping
+    (``cfg.early_stopping_patience``).
 
     Example::
 
@@ -237,10 +238,13 @@ def standard_callbacks(
     if primary and cfg.progress:
         callbacks.append(ProgressBar())
     if primary and out_dir is not None:
-        callbacks.append(JsonlLog(out_dir / "train_log.jsonl", cfg.log_every))
+        callbacks.append(JsonlLog(storage.join(out_dir, "train_log.jsonl"), cfg.log_every))
         if cfg.tensorboard:
-            if TensorBoard.available():
-                callbacks.append(TensorBoard(out_dir / "tensorboard", cfg.log_every))
+            local = storage.local_path(out_dir)
+            if local is None:
+                logger.warning("%s: TensorBoard events are written to local folders only", out_dir)
+            elif TensorBoard.available():
+                callbacks.append(TensorBoard(local / "tensorboard", cfg.log_every))
             else:
                 logger.warning("tensorboard is not installed: no TensorBoard events written")
     return callbacks

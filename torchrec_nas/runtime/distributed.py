@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 import torch
 from torch import nn
 
+from torchrec_nas import storage
 from torchrec_nas.config import Config
 from torchrec_nas.distributed.checkpoint import DistributedCheckpointer
 from torchrec_nas.distributed.context import (
@@ -60,7 +61,9 @@ class DistributedRuntime(Runtime):
         limit = max_batches * self.world_size if max_batches is not None else None
         return RankShard(batches, self.rank, self.world_size, limit)
 
-    def place(self, model: nn.Module, cfg: Config, plan_path: Path | None = None) -> nn.Module:
+    def place(
+        self, model: nn.Module, cfg: Config, plan_path: str | Path | None = None
+    ) -> nn.Module:
         sharded = shard_model(model, cfg.distributed, self.ctx, self.rank_batch_size(cfg))
         if plan_path is not None and self.is_primary:
             write_text_atomic(plan_path, sharded.report)
@@ -72,7 +75,7 @@ class DistributedRuntime(Runtime):
         optimizer: OptimizerConfig,
         total_steps: int,
         cfg: Config,
-        plan_path: Path | None = None,
+        plan_path: str | Path | None = None,
     ) -> tuple[nn.Module, ModelOptimizer]:
         attach_table_optimizer(model, optimizer)
         dmp = self.place(model, cfg, plan_path)
@@ -103,14 +106,15 @@ class DistributedRuntime(Runtime):
     def barrier(self) -> None:
         self.ctx.barrier()
 
-    def restore(self, model: nn.Module, cfg: Config, out: Path, stage: str) -> bool:
+    def restore(self, model: nn.Module, cfg: Config, out: str | Path, stage: str) -> bool:
         checkpointer = self.checkpointer(cfg, out, stage)
         if not checkpointer.steps():
             return False
         checkpointer.load_model(model)
         return True
 
-    def checkpointer(self, cfg: Config, out: Path, stage: str) -> DistributedCheckpointer:
+    def checkpointer(self, cfg: Config, out: str | Path, stage: str) -> DistributedCheckpointer:
         root = cfg.distributed.checkpoint_dir
-        root = f"{root.rstrip('/')}/{stage}" if root else str(out / stage / "dcp")
+        # A string, so that DCP picks its fsspec writer for a URL.
+        root = storage.join(root, stage) if root else storage.join(out, stage, "dcp")
         return DistributedCheckpointer(root, cfg.distributed.keep_checkpoints)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from torch import nn
 
+from torchrec_nas import storage
 from torchrec_nas.config import Config
 from torchrec_nas.runtime.base import Runtime, parse_device
 from torchrec_nas.train.config import OptimizerConfig
@@ -33,10 +34,10 @@ class LocalRuntime(Runtime):
         optimizer: OptimizerConfig,
         total_steps: int,
         cfg: Config,
-        plan_path: Path | None = None,
+        plan_path: str | Path | None = None,
     ) -> tuple[nn.Module, ModelOptimizer]:
         model = model.to(self.device)
         return model, ModelOptimizer(model, optimizer, total_steps)
 
-    def checkpointer(self, cfg: Config, out: Path, stage: str) -> Checkpointer:
-        return FileCheckpointer(out / stage / "checkpoint.pt")
+    def checkpointer(self, cfg: Config, out: str | Path, stage: str) -> Checkpointer:
+        return FileCheckpointer(storage.join(out, stage, "checkpoint.pt"))

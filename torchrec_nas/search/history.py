@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from torchrec_nas import storage
 from torchrec_nas.space import Architecture, ArchitectureError
 
 
@@ -89,7 +89,8 @@ def _evaluation(data: Any, where: str) -> Evaluation:
 
 
 class SearchHistory:
-    """A JSONL file of :class:`Evaluation` s, one line each, flushed and fsynced per line.
+    """A JSONL file of :class:`Evaluation` s, one line each, flushed and fsynced per line
+    (through :mod:`torchrec_nas.storage`: the file may be at a URL).
 
     Opening an existing file reads it back (a last line cut off by a crash is dropped), so a
     search that restarts knows everything evaluated so far. With ``provenance`` (see
@@ -99,7 +100,7 @@ class SearchHistory:
     :class:`HistoryError` naming what differs, instead of reusing stale scores.
 
     Args:
-        path: the JSONL file (``None``: in memory only).
+        path: the JSONL file, a local path or URL (``None``: in memory only).
         provenance: named fingerprints of what produced the scores (``config``, ``seed``,
             ``supernet``); ``None``: not checked.
 
@@ -113,36 +114,37 @@ class SearchHistory:
     def __init__(
         self, path: str | Path | None = None, provenance: Mapping[str, str] | None = None
     ) -> None:
-        self.path = Path(path) if path is not None else None
+        self.path = str(path) if path is not None else None
         self.records: list[Evaluation] = []
         self.by_hash: dict[str, Evaluation] = {}
-        if self.path is not None and self.path.exists():
+        if self.path is not None and storage.exists(self.path):
             self._read()
         if self.path is not None and provenance is not None:
             self._check_provenance(dict(provenance))
 
     @property
-    def meta_path(self) -> Path | None:
+    def meta_path(self) -> str | None:
         """The sidecar file that records what produced the history."""
-        return None if self.path is None else self.path.with_name(self.path.stem + ".meta.json")
+        if self.path is None:
+            return None
+        stem = storage.name(self.path).rsplit(".", 1)[0]
+        return storage.join(storage.parent(self.path), stem + ".meta.json")
 
     def _check_provenance(self, provenance: dict[str, str]) -> None:
         assert self.path is not None and self.meta_path is not None
         meta = self.meta_path
         fresh = f"to start fresh, move or delete {self.path} (or use another output directory)"
         if not self.records:  # nothing to reuse: this search starts the history
-            meta.parent.mkdir(parents=True, exist_ok=True)
-            tmp = meta.with_suffix(".tmp")
-            tmp.write_text(json.dumps(provenance, indent=2, sort_keys=True) + "\n")
-            os.replace(tmp, meta)
+            text = json.dumps(provenance, indent=2, sort_keys=True) + "\n"
+            storage.write_text_atomic(meta, text)
             return
-        if not meta.exists():
+        if not storage.isfile(meta):
             raise HistoryError(
-                f"{self.path}: no {meta.name} records which search wrote these "
+                f"{self.path}: no {storage.name(meta)} records which search wrote these "
                 f"{len(self.records)} candidates, so they cannot be resumed; {fresh}"
             )
         try:
-            recorded = json.loads(meta.read_text())
+            recorded = json.loads(storage.read_text(meta))
         except json.JSONDecodeError as e:
             raise HistoryError(f"{meta}: not JSON ({e}); {fresh}") from e
         if not isinstance(recorded, dict):
@@ -158,7 +160,7 @@ class SearchHistory:
 
     def _read(self) -> None:
         assert self.path is not None
-        lines = self.path.read_text().splitlines()
+        lines = storage.read_text(self.path).splitlines()
         for n, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
@@ -174,9 +176,8 @@ class SearchHistory:
 
     def _rewrite(self) -> None:
         assert self.path is not None
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text("".join(json.dumps(r.to_dict()) + "\n" for r in self.records))
-        os.replace(tmp, self.path)
+        text = "".join(json.dumps(r.to_dict()) + "\n" for r in self.records)
+        storage.write_text_atomic(self.path, text)
 
     def _add(self, rec: Evaluation) -> None:
         self.records.append(rec)
@@ -185,11 +186,7 @@ class SearchHistory:
     def append(self, rec: Evaluation) -> None:
         self._add(rec)
         if self.path is not None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with open(self.path, "a") as f:
-                f.write(json.dumps(rec.to_dict()) + "\n")
-                f.flush()
-                os.fsync(f.fileno())
+            storage.append_lines(self.path, [json.dumps(rec.to_dict())], sync=True)
 
     def __len__(self) -> int:
         return len(self.records)

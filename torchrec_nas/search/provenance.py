@@ -12,6 +12,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from torchrec_nas import storage
+
 if TYPE_CHECKING:
     from torchrec_nas.config import Config
     from torchrec_nas.data import DataSpec
@@ -30,19 +32,25 @@ def file_checksum(path: str | Path) -> str:
     """SHA-256 of a file's content; of a directory, of every file's relative path and content.
 
     Args:
-        path: a file or directory (for instance a supernet checkpoint).
+        path: a file or directory, a local path or URL (for instance a supernet checkpoint).
 
     Example::
 
         file_checksum("runs/x/supernet.pt")   # 'sha256:5f1c...'
     """
-    root = Path(path)
+    root = str(path).rstrip("/")
     digest = hashlib.sha256()
-    files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
+    is_dir = storage.isdir(root)
+    # Ordered by path components, as pathlib orders them.
+    files = (
+        sorted(storage.walk_files(root), key=lambda f: f[len(root) :].strip("/").split("/"))
+        if is_dir
+        else [root]
+    )
     for f in files:
-        if root.is_dir():
-            digest.update(str(f.relative_to(root)).encode() + b"\0")
-        with open(f, "rb") as handle:
+        if is_dir:
+            digest.update(f[len(root) :].lstrip("/").encode() + b"\0")
+        with storage.open_file(f, "rb") as handle:
             for chunk in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(chunk)
     return f"sha256:{digest.hexdigest()}"

@@ -6,6 +6,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+from torchrec_nas import storage
 from torchrec_nas.config import Config
 from torchrec_nas.data import DataSplits
 from torchrec_nas.distributed.checkpoint import DistributedCheckpointer
@@ -23,7 +24,7 @@ from torchrec_nas.train.checkpoint import write_json_atomic
 
 
 def replicated_history(
-    path: Path, runtime: Runtime, provenance: dict[str, str] | None = None
+    path: str | Path, runtime: Runtime, provenance: dict[str, str] | None = None
 ) -> SearchHistory:
     """The search history: the primary rank reads and appends to ``path`` (refusing a history
     whose ``provenance`` differs); the other ranks hold the same records in memory (sent by
@@ -37,14 +38,14 @@ def replicated_history(
     return history
 
 
-def supernet_source(cfg: Config, out: Path, runtime: Runtime) -> Path:
+def supernet_source(cfg: Config, out: str | Path, runtime: Runtime) -> str:
     """What the search's scores come from: ``supernet.pt``, or else the supernet stage's
     sharded checkpoints (a job that did not export the whole model)."""
-    full = out / "supernet.pt"
-    if not full.is_file():
+    full = storage.join(out, "supernet.pt")
+    if not storage.isfile(full):
         checkpointer = runtime.checkpointer(cfg, out, "supernet")
         if isinstance(checkpointer, DistributedCheckpointer):
-            return Path(checkpointer.root)
+            return checkpointer.root
     return full
 
 
@@ -63,7 +64,7 @@ def run_search(
 
     Args:
         cfg: the run's config.
-        out: the run's directory (with ``supernet.pt``).
+        out: the run's directory (a local path or URL, with ``supernet.pt``).
         runtime: one process (default) or a rank of a sharded job.
         data: this rank's data (default: built from ``cfg.data``).
 
@@ -72,7 +73,6 @@ def run_search(
         summary = run_search(cfg, "runs/demo")
     """
     runtime = runtime or default_runtime(cfg)
-    out = Path(out)
     data = data or runtime.data(cfg)
     model = unwrap_supernet(runtime, trained_supernet(cfg, out, runtime, data))
     ft = cfg.search.finetune
@@ -103,7 +103,7 @@ def run_search(
     provenance = None
     if runtime.is_primary:
         provenance = search_provenance(cfg, data.spec, supernet_source(cfg, out, runtime))
-    history = replicated_history(out / "history.jsonl", runtime, provenance)
+    history = replicated_history(storage.join(out, "history.jsonl"), runtime, provenance)
     strategy = make_strategy(cfg.space, cfg.search, cfg.seed)
     progress = cfg.search.progress and runtime.is_primary
     best = strategy.run(score, history, costs, objective, progress)
@@ -116,7 +116,7 @@ def run_search(
         "world_size": runtime.world_size,
     }
     if runtime.is_primary:
-        write_json_atomic(out / "best_arch.json", best.to_dict())
-        write_json_atomic(out / "search.json", summary)
+        write_json_atomic(storage.join(out, "best_arch.json"), best.to_dict())
+        write_json_atomic(storage.join(out, "search.json"), summary)
     runtime.barrier()
     return summary

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 from torchrec.datasets.utils import Batch
 
+from torchrec_nas import storage
 from torchrec_nas.config import Config
 from torchrec_nas.data import DataSplits
 from torchrec_nas.models import NASRecModel
@@ -43,7 +44,7 @@ def run_supernet(
 
     Args:
         cfg: the run's config.
-        out: the run's directory.
+        out: the run's directory (a local path or URL).
         runtime: one process (default, on ``cfg.device``) or a rank of a sharded job.
         data: this rank's data (default: built from ``cfg.data``).
 
@@ -52,11 +53,10 @@ def run_supernet(
         run_supernet(Config.load("configs/demo.yaml"), "runs/demo")
     """
     runtime = runtime or default_runtime(cfg)
-    out = Path(out)
     data = data or runtime.data(cfg)
     sc = cfg.supernet
     total = sc.total_steps(batches_per_epoch(data.train))
-    plan = out / "supernet" / "sharding_plan.txt"
+    plan = storage.join(out, "supernet", "sharding_plan.txt")
     model, opt = runtime.prepare(build_supernet(cfg, data.spec), sc.optimizer, total, cfg, plan)
     sampler = PathSampler(
         cfg.space, cfg.seed, int(sc.path_warmup_fraction * total), sc.path_warmup_prob
@@ -77,26 +77,29 @@ def run_supernet(
         return logits
 
     checkpointer = runtime.checkpointer(cfg, out, "supernet")
-    callbacks = standard_callbacks(sc, out / "supernet", checkpointer, runtime.is_primary)
+    callbacks = standard_callbacks(
+        sc, storage.join(out, "supernet"), checkpointer, runtime.is_primary
+    )
     trainer = Trainer(model, opt, sc, train_forward, eval_forward, "supernet", callbacks, runtime)
     result = trainer.fit(data.train, data.val)
     if runtime.world_size == 1 or cfg.distributed.export_full_model:
         state = runtime.full_state_dict(model)
         if runtime.is_primary:
-            save_atomic({"state_dict": state, **supernet_meta(cfg, data.spec)}, out / "supernet.pt")
+            meta = supernet_meta(cfg, data.spec)
+            save_atomic({"state_dict": state, **meta}, storage.join(out, "supernet.pt"))
     if runtime.is_primary:
         summary = {**result.to_dict(), "world_size": runtime.world_size}
-        write_json_atomic(out / "supernet.json", summary)
+        write_json_atomic(storage.join(out, "supernet.json"), summary)
     runtime.barrier()
     return result
 
 
-def trained_supernet(cfg: Config, out: Path, runtime: Runtime, data: DataSplits) -> nn.Module:
-    """The trained supernet placed by ``runtime``: from ``supernet.pt``, or else from the
-    supernet stage's last sharded checkpoint."""
-    full = out / "supernet.pt"
-    plan = out / "search_sharding_plan.txt"
-    if full.is_file() or runtime.world_size == 1:
+def trained_supernet(cfg: Config, out: str | Path, runtime: Runtime, data: DataSplits) -> nn.Module:
+    """The trained supernet placed by ``runtime``: from ``out/supernet.pt``, or else from
+    the supernet stage's last sharded checkpoint."""
+    full = storage.join(out, "supernet.pt")
+    plan = storage.join(out, "search_sharding_plan.txt")
+    if storage.isfile(full) or runtime.world_size == 1:
         return runtime.place(load_supernet(cfg, full, data.spec), cfg, plan)
     model = runtime.place(build_supernet(cfg, data.spec), cfg, plan)
     if not runtime.restore(model, cfg, out, "supernet"):

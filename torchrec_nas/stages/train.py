@@ -12,6 +12,7 @@ import torch
 from torch import nn
 from torchrec.datasets.utils import Batch
 
+from torchrec_nas import storage
 from torchrec_nas.config import Config
 from torchrec_nas.data import DataSplits
 from torchrec_nas.hardware.flops import architecture_costs
@@ -27,7 +28,7 @@ from torchrec_nas.train.metrics import evaluate
 
 def train_trial(
     cfg: Config,
-    out: Path,
+    out: str | Path,
     runtime: Runtime,
     data: DataSplits,
     name: str,
@@ -38,7 +39,7 @@ def train_trial(
     """Trains one model at one dense learning rate under ``out/trial`` (resuming)."""
     loop = dataclasses.replace(cfg.train, optimizer=dataclasses.replace(cfg.train.optimizer, lr=lr))
     total = loop.total_steps(batches_per_epoch(data.train))
-    plan = out / trial / "sharding_plan.txt"
+    plan = storage.join(out, trial, "sharding_plan.txt")
     model, opt = runtime.prepare(build(), loop.optimizer, total, cfg, plan)
 
     def forward(batch: Batch) -> torch.Tensor:
@@ -46,7 +47,7 @@ def train_trial(
         return logits
 
     checkpointer = runtime.checkpointer(cfg, out, trial)
-    callbacks = standard_callbacks(loop, out / trial, checkpointer, runtime.is_primary)
+    callbacks = standard_callbacks(loop, storage.join(out, trial), checkpointer, runtime.is_primary)
     desc = f"train {name} lr={lr:g}"
     trainer = Trainer(model, opt, loop, lambda b, _: forward(b), forward, desc, callbacks, runtime)
     return model, trainer.fit(data.train, data.val)
@@ -66,7 +67,7 @@ def train_final(
 
     Args:
         cfg: the run's config.
-        out: the run's directory.
+        out: the run's directory (a local path or URL).
         arch: the architecture (``None``: only the baselines).
         data: this rank's data (default: built from ``cfg.data``).
         runtime: one process (default) or a rank of a sharded job.
@@ -76,7 +77,6 @@ def train_final(
         train_final(cfg, "runs/demo", Architecture.load("runs/demo/best_arch.json"))
     """
     runtime = runtime or default_runtime(cfg)
-    out = Path(out)
     data = data or runtime.data(cfg)
     tables = data.spec.tables(cfg.space.embedding_dim)
     dense_in = len(data.spec.dense_names)
@@ -117,9 +117,9 @@ def train_final(
                 whole = build()
                 whole.load_state_dict(state)
                 meta = {"spec": data.spec.to_dict(), "space": asdict(cfg.space), "options": options}
-                save_model(whole, out / "train" / f"model_{name}.pt", **meta)
+                save_model(whole, storage.join(out, "train", f"model_{name}.pt"), **meta)
         results[name] = entry
     if runtime.is_primary:
-        write_json_atomic(out / "train" / "results.json", results)
+        write_json_atomic(storage.join(out, "train", "results.json"), results)
     runtime.barrier()
     return results

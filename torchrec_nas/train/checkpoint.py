@@ -1,5 +1,6 @@
-"""Files written atomically with the user's umask, JSON without ``NaN``, checkpoints read
-with one clear error.
+"""Results and checkpoints through :mod:`torchrec_nas.storage` (so any path may be a URL):
+written atomically with the user's umask, JSON without ``NaN``, checkpoints read with one
+clear error.
 
 A file is written to a temporary name beside its destination and renamed over it, so a job
 killed at any moment leaves either the old file or the new one; temporaries that a kill left
@@ -10,47 +11,24 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import torch
+from torchrec_nas import storage
 
 
 class CheckpointError(ValueError):
     """A checkpoint or model file that cannot be used, with what to do about it."""
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _write_atomic(path: str | Path, write: Callable[[Path], object]) -> None:
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    for stale in p.parent.glob(f".{p.name}.*.tmp"):
-        stale.unlink(missing_ok=True)
-    tmp = p.parent / f".{p.name}.{uuid.uuid4().hex[:8]}.tmp"
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, p)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def save_atomic(obj: Any, path: str | Path) -> None:
-    """``torch.save`` to a temporary file beside ``path``, then rename over it."""
-    _write_atomic(path, lambda tmp: torch.save(obj, tmp))
+    """``torch.save`` of ``obj`` to ``path`` (a local path or URL), atomically."""
+    storage.save_torch_atomic(obj, path)
 
 
 def write_text_atomic(path: str | Path, text: str) -> None:
     """Writes a text file atomically (JSON results, reports)."""
-    _write_atomic(path, lambda tmp: tmp.write_text(text))
+    storage.write_text_atomic(path, text)
 
 
 def finite_json(obj: Any) -> Any:
@@ -75,23 +53,27 @@ def write_json_atomic(path: str | Path, obj: Any) -> None:
 
 
 def load_checkpoint(path: str | Path, what: str = "checkpoint") -> dict[str, Any] | None:
-    """The checkpoint at ``path`` (a dict), or ``None`` if there is none.
+    """The checkpoint at ``path`` (a local path or URL; a dict), or ``None`` if there is none.
 
     Raises:
         CheckpointError: the file exists but is not a readable ``torch.save`` dict.
+
+    Example::
+
+        state = load_checkpoint("memory://run/supernet/checkpoint.pt")   # None on a fresh run
     """
-    p = Path(path)
-    if p.is_dir():
-        raise CheckpointError(f"{p}: is a directory, not a {what} file")
-    if not p.is_file():
+    if storage.isdir(path):
+        raise CheckpointError(f"{path}: is a directory, not a {what} file")
+    if not storage.isfile(path):
         return None
     try:
-        state = torch.load(p, map_location="cpu", weights_only=False)
+        state = storage.load_torch(path)
     except Exception as e:
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise CheckpointError(
-            f"{p}: not a readable {what} ({reason}); delete it and rerun the stage that writes it"
+            f"{path}: not a readable {what} ({reason}); delete it and rerun the stage that "
+            "writes it"
         ) from e
     if not isinstance(state, dict):
-        raise CheckpointError(f"{p}: not a {what} written by torchrec_nas")
+        raise CheckpointError(f"{path}: not a {what} written by torchrec_nas")
     return state

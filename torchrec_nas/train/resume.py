@@ -67,7 +67,7 @@ class FileCheckpointer:
     atomically.
 
     Args:
-        path: the ``checkpoint.pt`` file.
+        path: the ``checkpoint.pt`` file (a local path or URL).
 
     Example::
 
@@ -76,7 +76,7 @@ class FileCheckpointer:
     """
 
     def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
+        self.path = str(path)
 
     def load(self, desc: str, model: nn.Module, optimizer: Any) -> ResumePoint | None:
         state = load_checkpoint(self.path)
