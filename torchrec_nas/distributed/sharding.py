@@ -254,8 +254,10 @@ def gather_full_state_dict(dmp: nn.Module) -> dict[str, Any]:
 
 @contextmanager
 def sharded_tensor_warnings_off() -> Iterator[None]:
-    """Silences PyTorch's deprecation of ``ShardedTensor``: TorchRec's sharded tables are
-    still ``ShardedTensor``s, which a user cannot change."""
+    """Silences PyTorch's deprecation of ``ShardedTensor`` (TorchRec's sharded tables are
+    still ``ShardedTensor``s, which a user cannot change) and the checkpoint writer's notice
+    that an fsspec stream (``memory://``, object stores) has no ``fsync``."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "Please use DTensor", FutureWarning)
+        warnings.filterwarnings("ignore", "fsync not supported", UserWarning)
         yield
