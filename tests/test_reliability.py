@@ -145,6 +145,9 @@ def test_a_finished_trial_reports_its_real_final_loss(tmp_path: Path) -> None:
     a, b = first["dlrm"]["train"], again["dlrm"]["train"]
     assert b["resumed_from"] == 6 and b["final_loss"] == a["final_loss"]
     assert b["rows"] == a["rows"] == 6 * 64
+    # Its throughput is the whole run's, not the empty rerun's.
+    assert a["rows_per_second"] > 0
+    assert b["rows_per_second"] == pytest.approx(a["rows_per_second"], rel=0.05)
     assert again["dlrm"]["test"] == first["dlrm"]["test"]
     assert log_steps(out / "train" / "dlrm" / "train_log.jsonl") == list(range(1, 7))
 

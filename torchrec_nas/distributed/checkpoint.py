@@ -83,7 +83,8 @@ class DistributedCheckpointer:
 
     def _state(self, desc: str, model: nn.Module, optimizer: Any) -> dict[str, Any]:
         state: dict[str, Any] = {"model": model.state_dict(), "desc": desc}
-        state.update(step=0, rows=0, loss=0.0, loss_ema=0.0, stopped_early=False)
+        # DCP loads only the keys it is given: every field of the resume point.
+        state.update(ResumePoint(step=0, rows=0, loss=0.0, loss_ema=0.0).to_dict())
         if optimizer is not None:
             state["optimizer"] = optimizer.state_dict()
         return state

@@ -130,10 +130,18 @@ class Checkpointing(Callback):
             state.step = state.checkpoint_step = point.step
             state.rows, state.loss, state.loss_ema = point.rows, point.loss, point.loss_ema
             state.stopped_early = point.stopped_early
+            state.prior_seconds = point.seconds
             state.lr = optimizer.lr
 
     def _save(self, state: TrainState, model: nn.Module, optimizer: ModelOptimizer) -> None:
-        point = ResumePoint(state.step, state.rows, state.loss, state.loss_ema, state.stopped_early)
+        point = ResumePoint(
+            state.step,
+            state.rows,
+            state.loss,
+            state.loss_ema,
+            state.stopped_early,
+            seconds=state.prior_seconds + state.seconds,
+        )
         self.checkpointer.save(state.desc, model, optimizer, point)
         state.checkpoint_step = state.step
 

@@ -37,6 +37,8 @@ class TrainState:
         rows: training rows seen in all sessions, all ranks.
         session_rows: rows this process saw in this session.
         seconds: wall time of this session.
+        prior_seconds: training wall time of the sessions before this one (from the
+            checkpoint resumed from).
         loss: the last step's training loss (all ranks' mean).
         loss_ema: its exponential moving average.
         lr: the dense learning rate of the next step.
@@ -53,6 +55,7 @@ class TrainState:
     rows: int = 0
     session_rows: int = 0
     seconds: float = 0.0
+    prior_seconds: float = 0.0
     loss: float = math.nan
     loss_ema: float = math.nan
     lr: float = 0.0
@@ -268,15 +271,17 @@ class Trainer:
         return self._result(state)
 
     def _result(self, state: TrainState) -> TrainResult:
-        rows, seconds = state.session_rows, state.seconds
+        # The whole run's throughput: every session's rows over every session's wall time
+        # (the slowest rank's), so a resumed or already finished run reports what it took.
+        seconds = state.seconds
         if self.runtime is not None and self.runtime.world_size > 1:
-            gathered = self.runtime.gather((rows, seconds))
-            rows, seconds = sum(r for r, _ in gathered), max(s for _, s in gathered)
+            seconds = max(self.runtime.gather(seconds))
+        seconds += state.prior_seconds
         return TrainResult(
             steps=state.step,
             rows=state.rows,
             seconds=seconds,
-            rows_per_second=rows / seconds if seconds > 0 else 0.0,
+            rows_per_second=state.rows / seconds if seconds > 0 else 0.0,
             final_loss=state.loss,
             val=state.val,
             resumed_from=state.start,

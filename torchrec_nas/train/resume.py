@@ -25,6 +25,8 @@ class ResumePoint:
         loss: the last step's training loss (all ranks' mean).
         loss_ema: its exponential moving average.
         stopped_early: whether early stopping ended the run here.
+        seconds: training wall time of every session up to ``step``, so that a resumed run
+            reports the throughput of the whole run.
     """
 
     step: int
@@ -32,6 +34,7 @@ class ResumePoint:
     loss: float
     loss_ema: float
     stopped_early: bool = False
+    seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -40,6 +43,7 @@ class ResumePoint:
             "loss": self.loss,
             "loss_ema": self.loss_ema,
             "stopped_early": self.stopped_early,
+            "seconds": self.seconds,
         }
 
     @staticmethod
@@ -47,7 +51,8 @@ class ResumePoint:
         loss = float(state.get("loss", float("nan")))
         ema = float(state.get("loss_ema", loss))
         stopped = bool(state.get("stopped_early", False))
-        return ResumePoint(int(state["step"]), int(state["rows"]), loss, ema, stopped)
+        seconds = float(state.get("seconds", 0.0))
+        return ResumePoint(int(state["step"]), int(state["rows"]), loss, ema, stopped, seconds)
 
 
 class Checkpointer(Protocol):
