@@ -89,11 +89,19 @@ class ExportResult:
 
 
 def table_bytes(model: nn.Module) -> int:
-    """Bytes held by the embedding tables (float or quantized) of ``model``."""
+    """Bytes held by the embedding tables of ``model``: the float tables' parameters, or the
+    storage of the quantized tables' batched kernels (rows with their scale and bias)."""
+    from fbgemm_gpu.split_table_batched_embeddings_ops_inference import (
+        IntNBitTableBatchedEmbeddingBagsCodegen,
+    )
+
     total = 0
-    for name, tensor in model.state_dict().items():
-        if ".embedding_bag_collection." in f".{name}":
-            total += tensor.numel() * tensor.element_size()
+    for module in model.modules():
+        if isinstance(module, EmbeddingBagCollection):
+            total += sum(p.numel() * p.element_size() for p in module.parameters())
+        elif isinstance(module, IntNBitTableBatchedEmbeddingBagsCodegen):
+            for storage in (module.weights_host, module.weights_dev, module.weights_uvm):
+                total += storage.numel() * storage.element_size()
     return total
 
 
@@ -109,6 +117,7 @@ def quantize_embeddings(model: nn.Module, quantize: Quantization) -> nn.Module:
     if quantize not in QUANTIZED_DTYPES:
         raise ValueError(f"--quantize {quantize!r}: choose one of {sorted(QUANTIZED_DTYPES)}")
     from torchrec.inference.modules import quantize_inference_model
+    from torchrec.quant.embedding_modules import quant_prep_enable_register_tbes
 
     dtype = QUANTIZED_DTYPES[quantize]
     model = copy.deepcopy(model)
@@ -118,6 +127,8 @@ def quantize_embeddings(model: nn.Module, quantize: Quantization) -> nn.Module:
         if isinstance(ebc, EmbeddingBagCollection)
         for config in ebc.embedding_bag_configs()
     ]
+    # Registered as submodules, the quantized tables' kernels are visible to table_bytes.
+    quant_prep_enable_register_tbes(model, [EmbeddingBagCollection])
     quantized: nn.Module = quantize_inference_model(
         model, per_table_weight_dtype=dict.fromkeys(names, dtype)
     )
