@@ -15,6 +15,7 @@ from torchrec_nas.modules.block import ChoiceBlock
 from torchrec_nas.modules.elastic import ElasticLinear
 from torchrec_nas.modules.layout import ArchitecturePlan, SlotSizes, plan_architecture
 from torchrec_nas.modules.operators.base import LinearWeights
+from torchrec_nas.modules.operators.registry import operator_class
 from torchrec_nas.modules.quant import ActivationQuantizer
 from torchrec_nas.modules.subnet import SubnetBlock, SubnetInteraction
 from torchrec_nas.space import Architecture, SearchSpace
@@ -164,6 +165,10 @@ def build_subnet_interaction(
         logits = inter(torch.randn(8, 13), torch.randn(8, 26, 16))   # [8]
     """
     space.validate(arch)
+    # Operator modules are imported outside the meta context, so none of their module-level
+    # tensors is made on the meta device.
+    for name in (*space.dense_ops, *space.sparse_ops):
+        operator_class(name)
     with torch.device("meta"):
         supernet = NASRecInteraction(space, dense_in_features, num_sparse_features)
     subnet = supernet.materialize(arch)
