@@ -63,6 +63,10 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("--config", help="check the architecture against this config's space")
     show.add_argument("--out", help="accepted like every command's; show writes nothing")
     add("preprocess", "turn the configured data source into a memory-mapped cache")
+    x = sub.add_parser("export", help="write a torch.export program (.pt2) of a trained model")
+    x.add_argument("--model", required=True, help="a model_*.pt written by `train`")
+    x.add_argument("--out", required=True, help="the .pt2 file to write")
+    x.add_argument("--quantize", choices=["int8", "int4"], help="quantize the embedding tables")
     return p
 
 
@@ -83,6 +87,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             print(show_text(args.arch, args.config))
             return 0
+        if args.command == "export":  # writes one file, reads no config
+            return _export(args)
         cfg = Config.load(args.config)
         if args.quiet:
             cfg.supernet.progress = cfg.train.progress = cfg.search.progress = False
@@ -159,6 +165,14 @@ def _run(args: argparse.Namespace, cfg: object) -> int:
         result = preprocess_main(cfg.data, cache)
         print(record_data_summary(load_cache(cache), out).to_text())
         print(json_dumps(result))
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from torchrec_nas.stages.export import export_model
+    from torchrec_nas.train.checkpoint import json_dumps
+
+    print(json_dumps(export_model(args.model, args.out, args.quantize).to_dict()))
     return 0
 
 

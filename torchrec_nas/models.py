@@ -20,7 +20,7 @@ from torchrec.models.dlrm import DLRM, DLRM_DCN, OverArch, SparseArch
 from torchrec.modules.embedding_configs import EmbeddingBagConfig
 from torchrec.modules.embedding_modules import EmbeddingBagCollection
 
-from torchrec_nas.modules.interaction import NASRecInteraction
+from torchrec_nas.modules.interaction import NASRecInteraction, build_subnet_interaction
 from torchrec_nas.modules.interaction_arch import NASRecInteractionArch
 from torchrec_nas.modules.subnet import SubnetInteraction
 from torchrec_nas.space import Architecture, SearchSpace
@@ -151,10 +151,39 @@ class NASRecSubnet(nn.Module):
         arch: Architecture,
         norm_gain_init: float = 0.03,
     ) -> NASRecSubnet:
-        """A freshly initialized subnet of ``arch`` (for training from scratch)."""
-        space.validate(arch)
-        model = NASRecModel(tables, dense_in_features, space, norm_gain_init=norm_gain_init)
-        return model.materialize(arch)
+        """A freshly initialized subnet of ``arch`` (for training from scratch), allocating only
+        its own weights (no supernet).
+
+        Its modules and ``state_dict`` keys are those of ``NASRecModel(...).materialize(arch)``,
+        so either loads the other's weights. The embedding tables (built only if the embeddings
+        reach the logit) get TorchRec's default initialization; the interaction's layers get
+        PyTorch's defaults for their own sizes and the LayerNorms after operators a gain of
+        ``norm_gain_init`` (see
+        :func:`~torchrec_nas.modules.interaction.build_subnet_interaction`).
+
+        Args:
+            tables: embedding tables (all of the space's ``embedding_dim``).
+            dense_in_features: number of dense features.
+            space: the search space.
+            arch: an architecture of ``space``.
+            norm_gain_init: initial LayerNorm gain after operators.
+
+        Example::
+
+            subnet = NASRecSubnet.build(tables, 13, SearchSpace.preset("nasrec-full"), arch)
+            logits = subnet(batch)   # [B]
+        """
+        _check_tables(tables, space.embedding_dim)
+        num_sparse = sum(len(t.feature_names) for t in tables)
+        interaction = build_subnet_interaction(
+            space, arch, dense_in_features, num_sparse, norm_gain_init=norm_gain_init
+        )
+        sparse_arch = None
+        if interaction.uses_sparse_input:
+            sparse_arch = SparseArch(
+                EmbeddingBagCollection(tables=tables, device=torch.device("cpu"))
+            )
+        return NASRecSubnet(sparse_arch, interaction, space, tables)
 
     def forward(self, batch: Batch) -> torch.Tensor:
         tokens = self.sparse_arch(batch.sparse_features) if self.sparse_arch is not None else None

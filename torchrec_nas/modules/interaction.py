@@ -15,6 +15,8 @@ from torchrec_nas.modules.block import ChoiceBlock
 from torchrec_nas.modules.elastic import ElasticLinear
 from torchrec_nas.modules.layout import ArchitecturePlan, SlotSizes, plan_architecture
 from torchrec_nas.modules.operators.base import LinearWeights
+from torchrec_nas.modules.operators.registry import operator_class
+from torchrec_nas.modules.quant import ActivationQuantizer
 from torchrec_nas.modules.subnet import SubnetBlock, SubnetInteraction
 from torchrec_nas.space import Architecture, SearchSpace
 
@@ -129,3 +131,81 @@ class NASRecInteraction(nn.Module):
             uses_dense_input=plan.uses_dense_input,
             uses_sparse_input=plan.uses_sparse_input,
         )
+
+
+def build_subnet_interaction(
+    space: SearchSpace,
+    arch: Architecture,
+    dense_in_features: int,
+    num_sparse_features: int,
+    norm_gain_init: float = 0.03,
+    device: torch.device | str | None = None,
+) -> SubnetInteraction:
+    """A freshly initialized :class:`SubnetInteraction` of ``arch``, allocating only its own
+    weights.
+
+    The supernet is laid out on the ``meta`` device (no storage), materialized there, and the
+    resulting modules (the same classes and ``state_dict`` keys as
+    :meth:`NASRecInteraction.materialize` gives) get real storage and a fresh initialization:
+    ``nn.Linear`` and ``nn.MultiheadAttention`` their PyTorch defaults (uniform in
+    ``±1/sqrt(in_features)`` of the subnet's own layer), the LayerNorms after operators a gain
+    of ``norm_gain_init`` and a zero bias, activation quantizers an unseen range.
+
+    Args:
+        space: the search space.
+        arch: an architecture of ``space``.
+        dense_in_features: number of dense features.
+        num_sparse_features: number of embedding features (tokens).
+        norm_gain_init: initial gain of the LayerNorms after operators.
+        device: where to allocate the weights (default CPU).
+
+    Example::
+
+        inter = build_subnet_interaction(space, arch, 13, 26)
+        logits = inter(torch.randn(8, 13), torch.randn(8, 26, 16))   # [8]
+    """
+    space.validate(arch)
+    # Operator modules are imported outside the meta context, so none of their module-level
+    # tensors is made on the meta device.
+    for name in (*space.dense_ops, *space.sparse_ops):
+        operator_class(name)
+    with torch.device("meta"):
+        supernet = NASRecInteraction(space, dense_in_features, num_sparse_features)
+    subnet = supernet.materialize(arch)
+    target = torch.device(device) if device is not None else torch.device("cpu")
+    with torch.no_grad():
+        # Children first, so a parent's initialization (attention, norms) has the last word.
+        for module in reversed(list(subnet.modules())):
+            _allocate(module, target)
+            _reset(module, norm_gain_init)
+    return subnet
+
+
+def _allocate(module: nn.Module, device: torch.device) -> None:
+    # Only what the meta supernet left without storage; constant buffers (Gram indices) stay.
+    for name, param in module.named_parameters(recurse=False):
+        if param.is_meta:
+            empty = torch.empty_like(param, device=device)
+            setattr(module, name, nn.Parameter(empty, requires_grad=param.requires_grad))
+    for name, buffer in module.named_buffers(recurse=False):
+        if buffer is not None and buffer.is_meta:
+            setattr(module, name, torch.empty_like(buffer, device=device))
+    for name, buffer in module.named_buffers(recurse=False):
+        if buffer is not None and buffer.device != device:
+            setattr(module, name, buffer.to(device))
+
+
+def _reset(module: nn.Module, norm_gain_init: float) -> None:
+    if isinstance(module, SubnetBlock):
+        # The LayerNorms after operators start at the supernet's gain.
+        for norm in (module.dense_norm, module.sparse_norm):
+            if norm is not None:
+                nn.init.constant_(norm.weight, norm_gain_init)
+                nn.init.zeros_(norm.bias)
+    elif isinstance(module, nn.MultiheadAttention):
+        module._reset_parameters()
+    elif isinstance(module, ActivationQuantizer):
+        module.running_max_abs.zero_()
+        module.initialized.fill_(False)
+    elif isinstance(module, (nn.Linear, nn.LayerNorm)):
+        module.reset_parameters()
