@@ -128,3 +128,13 @@ def test_memory_mapped_sources_must_be_local(tmp_path: Path, source: str) -> Non
 def test_remote_cache_dir_is_refused() -> None:
     with pytest.raises(DataError, match=r"^data\.cache_dir: s3://b/cache: data\.cache_dir is"):
         build_data(DataConfig(source="criteo_tsv", path="x.tsv", cache_dir="s3://b/cache"))
+
+
+def test_remote_input_with_a_local_cache_is_reused_until_it_changes(tmp_path: Path) -> None:
+    url = _memory("day_0.tsv", _criteo_text(200))
+    cfg = DataConfig(source="criteo_tsv", path=url, cache_dir=str(tmp_path), batch_size=16)
+    assert build_data(cfg).info["reused"] is False
+    assert build_data(cfg).info["reused"] is True
+    fsspec.filesystem("memory").pipe(url[len("memory://") :], _criteo_text(150))
+    changed = build_data(cfg).info
+    assert changed["reused"] is False and sum(changed["rows"].values()) == 150
