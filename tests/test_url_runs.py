@@ -151,10 +151,12 @@ def test_s3_without_s3fs_is_one_line_and_no_local_folder(
     assert os.listdir(tmp_path) == []
 
 
-def test_remote_input_data_is_refused_naming_the_field(tmp_path: Path) -> None:
+def test_remote_memory_mapped_data_is_refused_naming_the_field(tmp_path: Path) -> None:
     cfg = tmp_path / "c.yaml"
-    cfg.write_text("data: {source: criteo_tsv, path: 's3://bucket/day_0.gz'}\n")
-    with pytest.raises(ConfigError, match=r"data\.path: s3://bucket/day_0.gz: remote data"):
+    cfg.write_text("data: {source: criteo_npy, path: 's3://bucket/npy'}\n")
+    with pytest.raises(
+        ConfigError, match=r"data\.path: s3://bucket/npy: source criteo_npy is memory-mapped"
+    ):
         Config.load(cfg)
     cfg.write_text(f"data: {{source: criteo_tsv, path: 'file://{tmp_path}/day_0.gz'}}\n")
     assert Config.load(cfg).data.path == f"{tmp_path}/day_0.gz"

@@ -25,6 +25,7 @@ from typing import Any
 from torchrec_nas import storage
 from torchrec_nas.config_utils import ConfigError, from_mapping, load_yaml, to_mapping
 from torchrec_nas.data import DataConfig
+from torchrec_nas.data.config import check_local_inputs
 from torchrec_nas.distributed.config import DistributedConfig
 from torchrec_nas.search.config import FinetuneConfig
 from torchrec_nas.search.evolution import EvolutionConfig
@@ -169,7 +170,8 @@ class Config:
         """Reads and validates a YAML config file (a local path or URL).
 
         Raises:
-            ConfigError: a bad field, or input data at a remote URL (not supported yet).
+            ConfigError: a bad field, or a memory-mapped input (``criteo_npy``, ``cache``,
+                ``data.cache_dir``) at a remote URL.
         """
         cfg = Config.from_dict(load_yaml(path), str(path))
         try:
@@ -182,29 +184,31 @@ class Config:
         return to_mapping(self)
 
 
-#: Data settings that name input files or folders; they must be on a local disk.
+#: Data settings that name input files or folders (``file://`` URLs become local paths).
 DATA_PATH_FIELDS = ("path", "cache_dir", "kdd12_profile_path")
 
 
 def data_on_local_disk(data: DataConfig) -> DataConfig:
-    """``data`` with its input paths as local paths (``file://`` URLs become paths).
+    """``data`` with its ``file://`` input URLs as local paths, checking that the inputs that
+    are memory-mapped are local.
 
-    The readers memory-map and stream local files, so input data at a remote URL is not
-    supported yet.
+    Text and Parquet inputs may be any fsspec URL (``memory://``, ``s3://``); the
+    ``criteo_npy`` and ``cache`` sources' ``path`` and ``cache_dir`` are memory-mapped and
+    must be on this machine's disk.
 
     Raises:
-        ValueError: a data path is a remote URL; the message names the field.
+        ValueError: a memory-mapped input is a remote URL; the message names the field.
 
     Example::
 
         data_on_local_disk(DataConfig(source="criteo_tsv", path="file:///d/day_0.gz")).path
         # '/d/day_0.gz'
     """
+    check_local_inputs(data)
     changes: dict[str, Any] = {}
     for name in DATA_PATH_FIELDS:
         value = getattr(data, name)
-        if value is not None:
-            local = storage.local_input(value, f"data.{name}")
-            if local != value:
-                changes[name] = local
+        local = storage.local_path(value) if value is not None else None
+        if local is not None and str(local) != value:
+            changes[name] = str(local)
     return dataclasses.replace(data, **changes) if changes else data

@@ -27,7 +27,7 @@ from torchrec_nas.data.cache import (
     reuse_summary,
     write_manifest,
 )
-from torchrec_nas.data.config import DataConfig
+from torchrec_nas.data.config import DataConfig, check_local_inputs
 from torchrec_nas.data.errors import DataError
 from torchrec_nas.data.materialize import materialize
 from torchrec_nas.data.readers import RowReader, SplitReader, make_reader
@@ -142,6 +142,7 @@ def build_data(
     """
     cfg = cfg or DataConfig()
     cfg.validate()
+    check_local_inputs(cfg)
     return streams_from_arrays(cfg, load_arrays(cfg), seed, rank, world_size)
 
 

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from torchrec_nas import storage
 from torchrec_nas.config_utils import to_mapping
 from torchrec_nas.data.arrays import SPLIT_NAMES, FeatureArrays, SplitArrays
 from torchrec_nas.data.config import DataConfig
@@ -50,8 +51,20 @@ _CONTENT_FIELDS = (
 )
 
 
-def file_fingerprint(path: Path) -> dict[str, Any]:
-    """Path, size, modification time and SHA-256 of the first MiB of a file."""
+def file_fingerprint(path: Path | str) -> dict[str, Any]:
+    """Path, size, modification time and SHA-256 of the first MiB of a file (local or a URL)."""
+    if not isinstance(path, Path):
+        fs, inner = storage.filesystem(path)
+        info = fs.info(inner)
+        with storage.open_file(path, "rb") as f:
+            remote_head = hashlib.sha256(f.read(1 << 20)).hexdigest()
+        modified = next((info[k] for k in ("mtime", "LastModified", "created") if k in info), None)
+        return {
+            "path": path,
+            "size": int(info.get("size") or 0),
+            "mtime": str(modified),
+            "head_sha256": remote_head,
+        }
     st = path.stat()
     with open(path, "rb") as f:
         head = hashlib.sha256(f.read(1 << 20)).hexdigest()
@@ -63,7 +76,7 @@ def file_fingerprint(path: Path) -> dict[str, Any]:
     }
 
 
-def fingerprint(cfg: DataConfig, files: list[Path]) -> dict[str, Any]:
+def fingerprint(cfg: DataConfig, files: list[Path | str]) -> dict[str, Any]:
     """What a cache's content depends on."""
     config = {name: to_mapping(getattr(cfg, name)) for name in _CONTENT_FIELDS}
     if cfg.bucketize_dense is not None:  # only when set: caches written before it stay valid

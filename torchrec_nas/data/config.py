@@ -12,7 +12,8 @@ import typing
 from dataclasses import dataclass, field
 from typing import Literal
 
-from torchrec_nas.data.errors import BadRowPolicy
+from torchrec_nas import storage
+from torchrec_nas.data.errors import BadRowPolicy, DataError
 from torchrec_nas.data.label_rule import parse_label_rule
 
 Source = Literal["synthetic", "criteo_tsv", "criteo_npy", "avazu", "kdd12", "tabular", "cache"]
@@ -349,3 +350,35 @@ class DataConfig:
                 )
             return list(self.hash_buckets)
         return [self.hash_buckets] * num_columns
+
+
+#: Sources whose ``path`` is memory-mapped, so it must be on a local disk.
+LOCAL_ONLY_SOURCES = ("criteo_npy", "cache")
+
+
+def check_local_inputs(cfg: DataConfig) -> None:
+    """Checks that the inputs that are memory-mapped are on this machine's disk.
+
+    Text and Parquet inputs may be any fsspec URL (``memory://``, ``s3://``); the
+    ``criteo_npy`` and ``cache`` sources' ``path`` and ``cache_dir`` are memory-mapped and
+    must be local paths (or ``file://`` URLs).
+
+    Raises:
+        DataError: a memory-mapped input is a remote URL; the message names the field.
+
+    Example::
+
+        check_local_inputs(DataConfig(source="criteo_npy", path="s3://b/npy"))
+        # DataError: data.path: s3://b/npy: source criteo_npy is memory-mapped and must be
+        # on a local disk; copy it to a local disk
+    """
+    fields = {"cache_dir": "data.cache_dir"}
+    if cfg.source in LOCAL_ONLY_SOURCES:
+        fields["path"] = f"source {cfg.source}"
+    for name, what in fields.items():
+        value = getattr(cfg, name)
+        if value is not None and storage.local_path(value) is None:
+            raise DataError(
+                f"data.{name}: {value}: {what} is memory-mapped and must be on a local disk; "
+                "copy it to a local disk"
+            )

@@ -32,7 +32,7 @@ from torchrec_nas.data.ids import bucketize, hash_string_array
 from torchrec_nas.data.readers.base import RowReader, register_reader
 from torchrec_nas.data.readers.columns import RowChecker, to_int
 from torchrec_nas.data.readers.text_blocks import TextBlock, iter_blocks
-from torchrec_nas.data.readers.text_input import read_header
+from torchrec_nas.data.readers.text_input import input_path, read_header
 
 CATEGORICAL = [
     "C1",
@@ -99,7 +99,7 @@ class AvazuReader(RowReader):
             dense_names=["hour_frac"],
             sparse_names=list(SPARSE_NAMES),
             multi_hot_names=[],
-            files=[Path(path)],
+            files=[input_path(path)],
             bad=bad,
             min_frequency=[min_frequency] * len(SPARSE_NAMES),
             standardize=[False],

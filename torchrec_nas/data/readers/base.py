@@ -15,12 +15,12 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TypeVar
 
 from torchrec_nas.data.arrays import RawChunk, SplitArrays
 from torchrec_nas.data.config import DataConfig
 from torchrec_nas.data.errors import BadRows, DataError
+from torchrec_nas.data.readers.text_input import InputPath
 
 
 class Reader(ABC):
@@ -60,7 +60,7 @@ class RowReader(Reader):
     dense_names: list[str]
     sparse_names: list[str]
     multi_hot_names: list[str]
-    files: list[Path]
+    files: list[InputPath]
     bad: BadRows
     min_frequency: list[int]
     standardize: list[bool]

@@ -29,7 +29,7 @@ from torchrec_nas.data.ids import bucketize
 from torchrec_nas.data.readers.base import RowReader, register_reader
 from torchrec_nas.data.readers.columns import RowChecker, hex8, to_int
 from torchrec_nas.data.readers.text_blocks import TextBlock, iter_blocks
-from torchrec_nas.data.readers.text_input import expand_paths
+from torchrec_nas.data.readers.text_input import expand_paths, input_path
 
 INT_NAMES = [f"I{i}" for i in range(1, 14)]
 CAT_NAMES = [f"C{i}" for i in range(1, 27)]
@@ -72,7 +72,7 @@ class CriteoTsvReader(RowReader):
             dense_names=list(INT_NAMES),
             sparse_names=list(CAT_NAMES),
             multi_hot_names=[],
-            files=[Path(p) for p in paths],
+            files=[input_path(p) for p in paths],
             bad=bad,
             min_frequency=[min_frequency] * len(CAT_NAMES),
             standardize=[False] * len(INT_NAMES),

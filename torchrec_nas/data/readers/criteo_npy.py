@@ -22,7 +22,7 @@ from torchrec_nas.data.errors import BadRows, DataError
 from torchrec_nas.data.ids import bucketize
 from torchrec_nas.data.readers.base import RowReader, register_reader
 from torchrec_nas.data.readers.criteo import CAT_NAMES, INT_NAMES
-from torchrec_nas.data.readers.text_input import check_readable
+from torchrec_nas.data.readers.text_input import InputPath, check_readable
 
 
 @register_reader("criteo_npy")
@@ -51,7 +51,7 @@ class CriteoNpyReader(RowReader):
         chunk_rows: int = 262_144,
     ) -> None:
         root = Path(directory)
-        files = [
+        files: list[InputPath] = [
             root / f"day_{d}_{kind}.npy"
             for d in range(days)
             for kind in ("dense", "sparse", "labels")

@@ -25,6 +25,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+from torchrec_nas import storage
 from torchrec_nas.data.arrays import RawChunk, keep_rows
 from torchrec_nas.data.config import DataConfig
 from torchrec_nas.data.errors import BadRows, DataError
@@ -32,7 +33,7 @@ from torchrec_nas.data.ids import MISSING, bucketize
 from torchrec_nas.data.readers.base import RowReader, register_reader
 from torchrec_nas.data.readers.columns import RowChecker, to_int
 from torchrec_nas.data.readers.text_blocks import TextBlock, iter_blocks
-from torchrec_nas.data.readers.text_input import check_readable
+from torchrec_nas.data.readers.text_input import check_readable, input_path, open_binary
 
 COLUMNS = [
     "Click",
@@ -66,14 +67,15 @@ def load_profiles(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     """``(user_ids sorted, gender, age)`` from ``userid_profile.txt``."""
     p = check_readable(path, "data.kdd12_profile_path")
     try:
-        table = pacsv.read_csv(
-            p,
-            read_options=pacsv.ReadOptions(column_names=["UserID", "Gender", "Age"]),
-            parse_options=pacsv.ParseOptions(delimiter="\t", quote_char=False),
-            convert_options=pacsv.ConvertOptions(
-                column_types={c: pa.int64() for c in ("UserID", "Gender", "Age")}
-            ),
-        )
+        with open_binary(p) as f:
+            table = pacsv.read_csv(
+                f,
+                read_options=pacsv.ReadOptions(column_names=["UserID", "Gender", "Age"]),
+                parse_options=pacsv.ParseOptions(delimiter="\t", quote_char=False),
+                convert_options=pacsv.ConvertOptions(
+                    column_types={c: pa.int64() for c in ("UserID", "Gender", "Age")}
+                ),
+            )
     except pa.ArrowInvalid as e:
         raise DataError(f"{p}: not a UserID/Gender/Age profile file: {e}") from e
     users = table["UserID"].to_numpy()
@@ -113,7 +115,7 @@ class Kdd12Reader(RowReader):
             dense_names=list(DENSE),
             sparse_names=list(SPARSE_NAMES),
             multi_hot_names=[],
-            files=[Path(path), Path(profile_path)],
+            files=[input_path(path), input_path(profile_path)],
             bad=bad,
             min_frequency=[min_frequency] * len(SPARSE_NAMES),
             standardize=[False] * len(DENSE),
@@ -126,7 +128,9 @@ class Kdd12Reader(RowReader):
     def from_config(cls, cfg: DataConfig) -> Kdd12Reader:
         """The reader for ``source: kdd12`` (profile default: beside ``path``)."""
         assert cfg.path is not None
-        profile = cfg.kdd12_profile_path or str(Path(cfg.path).parent / "userid_profile.txt")
+        profile = cfg.kdd12_profile_path or storage.join(
+            storage.parent(cfg.path), "userid_profile.txt"
+        )
         return cls(
             cfg.path,
             profile,

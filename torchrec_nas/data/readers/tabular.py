@@ -44,8 +44,13 @@ from torchrec_nas.data.readers.columns import RowChecker, show, to_float
 from torchrec_nas.data.readers.text_blocks import TextBlock, iter_blocks
 from torchrec_nas.data.readers.text_input import (
     PARQUET_MAGIC,
+    InputPath,
     check_readable,
+    input_name,
+    input_path,
+    open_binary,
     printable_names,
+    read_head,
     read_header,
     sniff_compression,
 )
@@ -55,7 +60,7 @@ logger = logging.getLogger(__name__)
 _COMPRESSED_SUFFIXES = (".gz", ".gzip", ".bz2", ".xz", ".zst", ".zstd")
 
 
-def table_format(path: Path, schema: TableSchema) -> str:
+def table_format(path: InputPath, schema: TableSchema) -> str:
     """``csv``, ``tsv`` or ``parquet``: ``schema.format``, or for ``auto`` from the content.
 
     Example::
@@ -64,12 +69,11 @@ def table_format(path: Path, schema: TableSchema) -> str:
     """
     if schema.format != "auto":
         return schema.format
-    with open(path, "rb") as f:
-        if f.read(4) == PARQUET_MAGIC:
-            return "parquet"
-    name = path
-    if sniff_compression(path) and path.suffix.lower() in _COMPRESSED_SUFFIXES:
-        name = path.with_suffix("")
+    if read_head(path, 4) == PARQUET_MAGIC:
+        return "parquet"
+    name = input_name(path)
+    if sniff_compression(path) and name.suffix.lower() in _COMPRESSED_SUFFIXES:
+        name = name.with_suffix("")
     suffix = name.suffix.lower()
     if suffix in (".parquet", ".pq"):
         return "parquet"
@@ -108,7 +112,7 @@ class TableReader(RowReader):
             dense_names=numeric,
             sparse_names=[c.column for c in schema.categorical],
             multi_hot_names=[c.column for c in schema.multi_hot],
-            files=[Path(path)],
+            files=[input_path(path)],
             bad=bad,
             min_frequency=[c.min_frequency for c in [*schema.categorical, *schema.multi_hot]],
             standardize=["standardize" in steps.get(n, []) for n in numeric],
@@ -139,7 +143,7 @@ class TableReader(RowReader):
             cols.append(s.time_column)
         return list(dict.fromkeys(cols))  # a column may be the label and bucketized, say
 
-    def _check_columns(self, path: Path, available: list[str]) -> None:
+    def _check_columns(self, path: InputPath, available: list[str]) -> None:
         missing = [c for c in self._needed() if c not in available]
         if missing:
             raise DataError(
@@ -158,7 +162,7 @@ class TableReader(RowReader):
             yield from self._text_chunks(path, fmt)
         self._warn_unseparated(path)
 
-    def _warn_unseparated(self, path: Path) -> None:
+    def _warn_unseparated(self, path: InputPath) -> None:
         for col, separated, sample in zip(self.schema.multi_hot, self._separated, self._sample):
             if not separated and sample is not None:
                 logger.warning(
@@ -170,7 +174,7 @@ class TableReader(RowReader):
                     sample,
                 )
 
-    def _text_chunks(self, path: Path, fmt: str) -> Iterator[RawChunk]:
+    def _text_chunks(self, path: InputPath, fmt: str) -> Iterator[RawChunk]:
         delimiter = "\t" if fmt == "tsv" else self.schema.delimiter
         header = read_header(path, delimiter)
         self._check_columns(path, header)
@@ -187,20 +191,26 @@ class TableReader(RowReader):
             block_bytes=self.block_bytes,
         )
 
-    def _parquet_chunks(self, path: Path) -> Iterator[RawChunk]:
+    def _parquet_chunks(self, path: InputPath) -> Iterator[RawChunk]:
+        # A local file by its path (pyarrow memory-maps it); a URL on an fsspec file object.
+        source = path if isinstance(path, Path) else open_binary(path)
         try:
-            pf = pq.ParquetFile(path)
-        except (pa.ArrowInvalid, OSError) as e:
-            raise DataError(f"{path}: not a readable Parquet file: {e}") from e
-        self._check_columns(path, pf.schema_arrow.names)
-        row0 = 1
-        for batch in pf.iter_batches(
-            batch_size=max(1024, self.block_bytes // 64), columns=self._needed()
-        ):
-            table = pa.Table.from_batches([batch])
-            lines = np.arange(row0, row0 + table.num_rows)
-            row0 += table.num_rows
-            yield self._convert(TextBlock(table=table, path=path, lines=lines))
+            try:
+                pf = pq.ParquetFile(source)
+            except (pa.ArrowInvalid, OSError) as e:
+                raise DataError(f"{path}: not a readable Parquet file: {e}") from e
+            self._check_columns(path, pf.schema_arrow.names)
+            row0 = 1
+            for batch in pf.iter_batches(
+                batch_size=max(1024, self.block_bytes // 64), columns=self._needed()
+            ):
+                table = pa.Table.from_batches([batch])
+                lines = np.arange(row0, row0 + table.num_rows)
+                row0 += table.num_rows
+                yield self._convert(TextBlock(table=table, path=path, lines=lines))
+        finally:
+            if not isinstance(source, Path):
+                source.close()
 
     def _convert(self, block: TextBlock) -> RawChunk:
         s = self.schema

@@ -30,6 +30,7 @@ import pyarrow.csv as pacsv
 
 from torchrec_nas.data.errors import BadRows, DataError
 from torchrec_nas.data.readers.text_input import (
+    InputPath,
     check_readable,
     first_line,
     open_text_input,
@@ -54,7 +55,7 @@ class TextBlock:
     """
 
     table: pa.Table
-    path: Path
+    path: InputPath
     lines: np.ndarray
 
 
@@ -149,7 +150,7 @@ def iter_blocks(
             yield pending.popleft().result()
 
 
-def _line_blocks(p: Path, header: bool, block_bytes: int) -> Iterator[tuple[bytes, int, int]]:
+def _line_blocks(p: InputPath, header: bool, block_bytes: int) -> Iterator[tuple[bytes, int, int]]:
     """``(data, first_line, num_lines)`` for blocks of whole lines of a file."""
     line0 = 1
     with open_text_input(p) as f:
@@ -230,7 +231,7 @@ def _drop_unreadable_rows(
 
 
 def _block(
-    p: Path,
+    p: InputPath,
     data: bytes,
     line0: int,
     num_lines: int,

@@ -3,6 +3,10 @@
 A text file's compression is known by its first bytes, whatever its name (gzip, bzip2, xz,
 zstd); a zip archive or a Parquet file given as text is a one-line error. Error messages never
 print bytes that are not text.
+
+An input is a local path (opened by the OS, a :class:`~pathlib.Path`) or an fsspec URL
+(``memory://``, ``s3://`` with ``s3fs``; kept as a ``str`` and opened through
+:mod:`torchrec_nas.storage`). ``file://`` URLs are local paths.
 """
 
 from __future__ import annotations
@@ -14,11 +18,16 @@ import io
 import lzma
 import zlib
 from collections.abc import Callable
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from typing import IO, Any, cast
 
 import pyarrow as pa
 
+from torchrec_nas import storage
 from torchrec_nas.data.errors import DataError
+
+InputPath = Path | str
+"""A local input file (a ``Path``) or a remote one (its fsspec URL as a ``str``)."""
 
 COMPRESSIONS: tuple[tuple[bytes, str], ...] = (
     (b"\x1f\x8b", "gzip"),
@@ -34,11 +43,51 @@ _OTHER_FORMATS = (
 )
 
 
-def check_readable(path: str | Path, config_field: str = "data.path") -> Path:
-    """The path, or a :class:`DataError` saying why it cannot be read.
+def input_path(path: str | Path) -> InputPath:
+    """``path`` as an input: a local ``Path`` (also for ``file://``), or a remote URL as is.
+
+    Example::
+
+        input_path("file:///d/day_0.gz")  # Path("/d/day_0.gz")
+        input_path("memory://d/day_0.gz")  # "memory://d/day_0.gz"
+    """
+    local = storage.local_path(path)
+    return local if local is not None else str(path)
+
+
+def input_name(path: InputPath) -> PurePosixPath:
+    """The file name of an input, for its suffixes (``day_0.tsv.gz``)."""
+    return PurePosixPath(path.name if isinstance(path, Path) else storage.name(path))
+
+
+def open_binary(path: InputPath) -> IO[bytes]:
+    """Opens an input file for reading bytes: by the OS if local, through fsspec if a URL."""
+    if isinstance(path, Path):
+        return open(path, "rb")  # noqa: SIM115
+    return cast(IO[bytes], storage.open_file(path, "rb"))
+
+
+def _check_remote(url: str, config_field: str) -> str:
+    try:
+        fs, inner = storage.filesystem(url)
+        if not fs.exists(inner):
+            raise DataError(f"{url}: file not found ({config_field})")
+        if not fs.isfile(inner):
+            raise DataError(f"{url}: not a regular file ({config_field})")
+        with fs.open(inner, "rb") as f:
+            f.read(1)
+    except storage.StorageBackendError as e:
+        raise DataError(f"{e} ({config_field})") from None
+    except OSError as e:
+        raise DataError(f"{url}: cannot be read ({config_field}): {first_line(str(e))}") from e
+    return url
+
+
+def check_readable(path: str | Path, config_field: str = "data.path") -> InputPath:
+    """The input (see :func:`input_path`), or a :class:`DataError` saying why it cannot be read.
 
     Args:
-        path: the file.
+        path: the file: a local path or an fsspec URL.
         config_field: the config field that named it, for the message.
 
     Example::
@@ -47,7 +96,10 @@ def check_readable(path: str | Path, config_field: str = "data.path") -> Path:
         # DataError: missing.csv: file not found (data.path; a relative path, resolved from
         # the working directory /home/me as /home/me/missing.csv)
     """
-    p = Path(path)
+    source = input_path(path)
+    if isinstance(source, str):
+        return _check_remote(source, config_field)
+    p = source
     if not p.exists():
         where = config_field
         if not p.is_absolute():
@@ -66,15 +118,20 @@ def check_readable(path: str | Path, config_field: str = "data.path") -> Path:
     return p
 
 
-def sniff_compression(path: Path) -> str | None:
+def read_head(path: InputPath, size: int = 8) -> bytes:
+    """The first ``size`` bytes of a file."""
+    with open_binary(path) as f:
+        return bytes(f.read(size))
+
+
+def sniff_compression(path: InputPath) -> str | None:
     """The compression of a file by its first bytes (``gzip``, ``bzip2``, ``xz``, ``zstd``).
 
     Example::
 
         sniff_compression(Path("day_0.gz"))  # "gzip"; None for a plain text file
     """
-    with open(path, "rb") as f:
-        head = f.read(8)
+    head = read_head(path)
     return next((kind for magic, kind in COMPRESSIONS if head.startswith(magic)), None)
 
 
@@ -113,53 +170,75 @@ def open_text_input(path: str | Path) -> io.BufferedIOBase:
             first_line = f.readline()
     """
     p = check_readable(path)
-    kind = sniff_compression(p)
-    if kind == "gzip":
-        return gzip.open(p, "rb")
-    if kind == "bzip2":
-        return bz2.open(p, "rb")
-    if kind == "xz":
-        return lzma.open(p, "rb")
-    if kind == "zstd":
-        if not pa.Codec.is_available("zstd"):
-            raise DataError(f"{p}: a zstd-compressed file; this pyarrow cannot read zstd")
-        stream = pa.CompressedInputStream(pa.OSFile(str(p)), "zstd")
-        return io.BufferedReader(_ArrowRawInput(stream), buffer_size=1 << 20)
-    with open(p, "rb") as f:
-        head = f.read(8)
+    head = read_head(p)
+    kind = next((kind for magic, kind in COMPRESSIONS if head.startswith(magic)), None)
+    if kind == "zstd" and not pa.Codec.is_available("zstd"):
+        raise DataError(f"{p}: a zstd-compressed file; this pyarrow cannot read zstd")
     for magic, name in _OTHER_FORMATS:
         if head.startswith(magic):
             raise DataError(
                 f"{p}: a {name} file, not delimited text (text files may be gzip, bzip2, "
                 "xz or zstd-compressed)"
             )
-    return open(p, "rb")  # noqa: SIM115
+    if isinstance(p, Path):
+        source: Any = p
+        if kind == "zstd":
+            source = pa.OSFile(str(p))
+    else:
+        source = open_binary(p)
+        if kind == "zstd":
+            source = pa.PythonFile(source, mode="r")
+    if kind == "gzip":
+        return gzip.open(source, "rb")
+    if kind == "bzip2":
+        return bz2.open(source, "rb")
+    if kind == "xz":
+        return lzma.open(source, "rb")
+    if kind == "zstd":
+        stream = pa.CompressedInputStream(source, "zstd")
+        return io.BufferedReader(_ArrowRawInput(stream), buffer_size=1 << 20)
+    if isinstance(source, Path):
+        return open(source, "rb")  # noqa: SIM115
+    return cast(io.BufferedIOBase, source)
 
 
-def expand_paths(spec: str) -> list[Path]:
-    """Files named by ``spec``: comma-separated paths, each may be a glob (sorted matches).
+def _glob(pattern: str) -> list[InputPath]:
+    source = input_path(pattern)
+    if isinstance(source, Path):
+        return [Path(m) for m in sorted(glob.glob(str(source)))]
+    try:
+        fs, inner = storage.filesystem(source)
+    except storage.StorageBackendError as e:
+        raise DataError(f"{e} (data.path)") from None
+    return [fs.unstrip_protocol(m) for m in sorted(fs.glob(inner))]
+
+
+def expand_paths(spec: str) -> list[InputPath]:
+    """Files named by ``spec``: comma-separated paths or URLs, each may be a glob (sorted
+    matches; a URL's through its fsspec filesystem's ``glob``).
 
     Example::
 
         expand_paths("/data/criteo/day_*")  # [day_0, day_1, ..., day_23] (sorted by name)
+        expand_paths("s3://bucket/criteo/day_*")  # ["s3://bucket/criteo/day_0", ...]
     """
-    out: list[Path] = []
+    out: list[InputPath] = []
     for part in (p.strip() for p in spec.split(",")):
         if not part:
             continue
         if any(c in part for c in "*?["):
-            matches = sorted(glob.glob(part))
+            matches = _glob(part)
             if not matches:
                 raise DataError(f"{part}: no file matches this pattern (data.path)")
-            out.extend(Path(m) for m in matches)
+            out.extend(matches)
         else:
-            out.append(Path(part))
+            out.append(input_path(part))
     if not out:
         raise DataError(f"data.path: {spec!r} names no file")
     return out
 
 
-def read_header(path: Path, delimiter: str) -> list[str]:
+def read_header(path: InputPath, delimiter: str) -> list[str]:
     """The column names in the first line of a file.
 
     Raises:
@@ -192,7 +271,7 @@ def printable_names(names: list[str], limit: int = 20) -> str:
     return ", ".join(shown) + more
 
 
-def read_or_fail(path: Path, read: Callable[[], bytes]) -> bytes:
+def read_or_fail(path: InputPath, read: Callable[[], bytes]) -> bytes:
     """``read()``, or a :class:`DataError` naming the file when its compressed stream is broken."""
     try:
         return read()
