@@ -114,7 +114,7 @@ def local_input(path: str, field: str) -> str:
     local = local_path(path)
     if local is None:
         raise ValueError(
-            f"{field}: {path}: remote data is not supported yet; copy it to a local disk"
+            f"{field}: {path}: must be on a local disk (it is memory-mapped); use a local path"
         )
     return str(local)
 
