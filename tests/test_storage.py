@@ -68,7 +68,7 @@ def test_missing_backend_and_remote_inputs_are_clear_errors() -> None:
         storage.exists("nosuch://x/y")
     assert storage.local_input("file:///d/a.gz", "data.path") == "/d/a.gz"
     assert storage.local_input("d/a.gz", "data.path") == "d/a.gz"
-    with pytest.raises(ValueError, match=r"^data\.path: memory://a: remote data"):
+    with pytest.raises(ValueError, match=r"^data\.path: memory://a: must be on a local disk"):
         storage.local_input("memory://a", "data.path")
 
 
