@@ -166,3 +166,15 @@ def test_codesign_compares_uniform_8_bit_with_the_cheapest_close_candidate() -> 
     assert result["energy_ratio"] > 1.0
     arch = space.sample(random.Random(0))
     assert {b.activation_bits for b in uniform_bits(arch, 6).blocks} == {6}
+
+
+def test_history_writes_no_nan_and_reads_it_back(tmp_path: Path) -> None:
+    from torchrec_nas.search.history import Evaluation
+
+    arch = SearchSpace.preset("nasrec-small").sample(random.Random(0))
+    path = tmp_path / "history.jsonl"
+    history = SearchHistory(path)
+    history.append(Evaluation(0, 0, arch, arch.canonical_hash(), {"logloss": math.nan}))
+    line = path.read_text().strip()
+    assert "NaN" not in line and json.loads(line)["metrics"]["logloss"] is None
+    assert math.isnan(SearchHistory(path).records[0].metrics["logloss"])

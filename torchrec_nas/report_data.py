@@ -18,7 +18,7 @@ from torchrec_nas import storage
 from torchrec_nas.config import Config
 from torchrec_nas.config_utils import to_mapping
 from torchrec_nas.data.summary import BuiltData, DataSummary, summarize_data
-from torchrec_nas.train.checkpoint import write_text_atomic
+from torchrec_nas.train.checkpoint import write_json_atomic, write_text_atomic
 
 DATA_SUMMARY_JSON = "data_summary.json"
 DATA_SUMMARY_MD = "data_summary.md"
@@ -38,7 +38,7 @@ def record_data_summary(data: BuiltData, out: str | Path) -> DataSummary:
         print(summary.to_text())
     """
     summary = summarize_data(data)
-    write_text_atomic(storage.join(out, DATA_SUMMARY_JSON), json.dumps(summary.to_dict(), indent=2))
+    write_json_atomic(storage.join(out, DATA_SUMMARY_JSON), summary.to_dict())
     write_text_atomic(storage.join(out, DATA_SUMMARY_MD), summary.to_markdown())
     return summary
 

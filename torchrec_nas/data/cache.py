@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -118,10 +116,7 @@ def write_manifest(
         "summary": summary,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
-    fd, tmp = tempfile.mkstemp(dir=root, suffix=".json")
-    with os.fdopen(fd, "w") as f:
-        json.dump(manifest, f, indent=2)
-    os.replace(tmp, root / "manifest.json")
+    storage.write_text_atomic(root / "manifest.json", json.dumps(manifest, indent=2))
     return manifest
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from torchrec_nas import storage
 from torchrec_nas.space import Architecture, ArchitectureError
+from torchrec_nas.train.checkpoint import json_dumps
 
 
 @dataclass
@@ -60,7 +61,7 @@ class Evaluation:
             generation=int(d["generation"]),
             arch=Architecture.from_dict(d["architecture"], where),
             arch_hash=str(d["hash"]),
-            metrics={k: float(v) for k, v in d["metrics"].items()},
+            metrics={k: math.nan if v is None else float(v) for k, v in d["metrics"].items()},
             costs={k: float(v) for k, v in d.get("costs", {}).items()},
             score=math.inf if score is None else float(score),
             cached=bool(d.get("cached", False)),
@@ -176,7 +177,7 @@ class SearchHistory:
 
     def _rewrite(self) -> None:
         assert self.path is not None
-        text = "".join(json.dumps(r.to_dict()) + "\n" for r in self.records)
+        text = "".join(json_dumps(r.to_dict(), indent=None) + "\n" for r in self.records)
         storage.write_text_atomic(self.path, text)
 
     def _add(self, rec: Evaluation) -> None:
@@ -186,7 +187,7 @@ class SearchHistory:
     def append(self, rec: Evaluation) -> None:
         self._add(rec)
         if self.path is not None:
-            storage.append_lines(self.path, [json.dumps(rec.to_dict())], sync=True)
+            storage.append_lines(self.path, [json_dumps(rec.to_dict(), indent=None)], sync=True)
 
     def __len__(self) -> int:
         return len(self.records)

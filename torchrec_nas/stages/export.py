@@ -9,7 +9,6 @@ it feeds the program.
 from __future__ import annotations
 
 import copy
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -25,7 +24,7 @@ from torchrec_nas import storage
 from torchrec_nas.data import DataSpec
 from torchrec_nas.models import BatchModel, NASRecSubnet
 from torchrec_nas.stages.models import load_model, read_model_file
-from torchrec_nas.train.checkpoint import write_text_atomic
+from torchrec_nas.train.checkpoint import write_json_atomic
 
 Quantization = Literal["int8", "int4"]
 
@@ -227,11 +226,11 @@ def export_model(
         torch.export.save(program, str(local))
     stem = storage.name(out).rsplit(".", 1)[0]
     configs = storage.join(storage.parent(out), f"{stem}.embedding_configs.json")
-    write_text_atomic(configs, json.dumps([_table_dict(t) for t in tables], indent=2) + "\n")
+    write_json_atomic(configs, [_table_dict(t) for t in tables])
     arch_path = None
     if state["kind"] == "nasrec":
         arch_path = storage.join(storage.parent(out), f"{stem}.architecture.json")
-        write_text_atomic(arch_path, json.dumps(state["architecture"], indent=2) + "\n")
+        write_json_atomic(arch_path, state["architecture"])
     return ExportResult(
         out,
         configs,
