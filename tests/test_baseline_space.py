@@ -5,10 +5,11 @@ TorchRec's own interactions on TorchRec's weights."""
 from __future__ import annotations
 
 import dataclasses
+import random
 
 import pytest
 import torch
-from helpers import tiny_tables
+from helpers import random_batch, tiny_tables
 from torch.utils.flop_counter import FlopCounterMode
 from torchrec.datasets.utils import Batch
 from torchrec.models.dlrm import DLRM, DLRM_DCN
@@ -191,3 +192,37 @@ def test_what_the_space_cannot_hold_is_named() -> None:
             DENSE_ARCH,
             OVER_ARCH,
         )
+
+
+@pytest.mark.parametrize("bits", [(), (4, 8)])
+def test_new_operators_build_and_materialize_alike(bits: tuple[int, ...]) -> None:
+    """Subnets running ``cross`` and ``dlrm_dot`` in every block: built fresh (no supernet)
+    they have the materialized subnet's modules and keys, and compute the same function on the
+    same weights; quantized too."""
+    space = SearchSpace.from_mapping(
+        {
+            "preset": "nasrec-full-x",
+            "dense_dims": [16, 32],
+            "sparse_tokens": [4, 8],
+            "num_blocks": 3,
+            "bit_choices": list(bits),
+        }
+    )
+    supernet = NASRecModel(tiny_tables(), 4, space)
+    batch = random_batch()
+    for seed, op in enumerate(["cross", "dlrm_dot"]):
+        sampled = space.sample(random.Random(seed))
+        arch = Architecture(tuple(dataclasses.replace(b, dense_op=op) for b in sampled.blocks))
+        torch.manual_seed(seed)
+        built = NASRecSubnet.build(tiny_tables(), 4, space, arch)
+        supernet.train()
+        supernet(batch, arch)  # quantizers see a range
+        reference = supernet.materialize(arch)
+        assert built.state_dict().keys() == reference.state_dict().keys()
+        assert [type(m) for m in built.modules()] == [type(m) for m in reference.modules()]
+        assert not any(p.is_meta for p in built.parameters())
+        with torch.no_grad():
+            supernet.eval()
+            torch.testing.assert_close(reference.eval()(batch), supernet(batch, arch))
+            reference.load_state_dict(built.state_dict())
+            torch.testing.assert_close(built.eval()(batch), reference(batch))

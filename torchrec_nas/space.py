@@ -61,7 +61,8 @@ class SearchSpace:
         name: a label for reports.
         num_blocks: number of choice blocks.
         dense_ops: dense operators to choose from: built-in (``fc``, ``gating``, ``sum``,
-            ``dot``), registered, or ``"package.module:Class"`` references.
+            ``dot``, ``cross``, ``dlrm_dot``), registered, or ``"package.module:Class"``
+            references.
         sparse_ops: sparse operators to choose from (``efc``, ``attention``, or user ones).
         dense_dims: dense output widths.
         sparse_tokens: numbers of sparse output tokens.
