@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -52,6 +53,15 @@ from torchrec_nas.modules.operators.registry import builtin_spec
 from torchrec_nas.modules.quant import ActivationQuantizer, quantize_weight
 
 
+class CrossKernels(NamedTuple):
+    """The cross layers' weights: ``V_l [r, N]``, ``W_l [N, r]`` and ``b_l [N]`` per layer
+    (slices of the supernet's, or a ``LowRankCrossNet``'s parameters)."""
+
+    v: Sequence[torch.Tensor]
+    w: Sequence[torch.Tensor]
+    b: Sequence[torch.Tensor]
+
+
 def low_rank_cross(
     x0: torch.Tensor,
     v_kernels: Sequence[torch.Tensor],
@@ -71,21 +81,20 @@ def low_rank_cross(
 def cross_interaction(
     dense_inputs: list[torch.Tensor],
     tokens: torch.Tensor,
-    kernels: tuple[Sequence[torch.Tensor], Sequence[torch.Tensor], Sequence[torch.Tensor]],
+    kernels: CrossKernels,
     projection: LinearWeights,
     bits: Bits,
     quantizer: ActivationQuantizer | None,
 ) -> torch.Tensor:
     """``relu(P cross(x0) + c)`` with ``x0 = [dense inputs, flatten(tokens)]`` (see the module
-    docstring); ``kernels`` are ``(V_l's, W_l's, b_l's)``."""
+    docstring)."""
     x0 = torch.cat([*dense_inputs, tokens.flatten(1)], dim=1)
     x0 = quantize_input(x0, bits, quantizer)
-    v_kernels, w_kernels, biases = kernels
     x = low_rank_cross(
         x0,
-        [quantize_weight(v, bits.weight) for v in v_kernels],
-        [quantize_weight(w, bits.weight) for w in w_kernels],
-        biases,
+        [quantize_weight(v, bits.weight) for v in kernels.v],
+        [quantize_weight(w, bits.weight) for w in kernels.w],
+        kernels.b,
     )
     weight = quantize_weight(projection.weight, bits.weight)
     return F.relu(F.linear(x, weight, projection.bias))
@@ -137,7 +146,7 @@ class CrossInteraction(nn.Module):
     ) -> torch.Tensor:
         assert tokens is not None, "the cross reads sparse inputs"
         net = self.crossnet
-        kernels = (list(net.V_kernels), list(net.W_kernels), list(net.bias))
+        kernels = CrossKernels(list(net.V_kernels), list(net.W_kernels), list(net.bias))
         return cross_interaction(
             dense_inputs,
             tokens,
@@ -186,17 +195,16 @@ class CrossOperator(DenseOperator):
         token = self.shape.dense_columns + (plan.token_cols * emb).unsqueeze(1) + channels
         return torch.cat([plan.cols, token.flatten()])
 
-    def weights(
-        self, plan: OperatorPlan
-    ) -> tuple[tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]], LinearWeights]:
+    def weights(self, plan: OperatorPlan) -> tuple[CrossKernels, LinearWeights]:
         device = self.projection.weight.device
         cols = self.x0_columns(plan).to(device)
         rank = cross_rank(plan.width)
-        v_kernels = [v[:rank].index_select(1, cols) for v in self.V_kernels]
-        w_kernels = [w.index_select(0, cols)[:, :rank] for w in self.W_kernels]
-        biases = [b.index_select(0, cols) for b in self.bias]
-        projection = LinearWeights(*self.projection.sliced(plan.width, cols))
-        return (v_kernels, w_kernels, biases), projection
+        kernels = CrossKernels(
+            [v[:rank].index_select(1, cols) for v in self.V_kernels],
+            [w[:, :rank].index_select(0, cols) for w in self.W_kernels],
+            [b.index_select(0, cols) for b in self.bias],
+        )
+        return kernels, LinearWeights(*self.projection.sliced(plan.width, cols))
 
     def forward(
         self, dense_inputs: list[torch.Tensor], tokens: torch.Tensor | None, plan: OperatorPlan
@@ -232,14 +240,14 @@ class CrossOperator(DenseOperator):
         return records.layers
 
     def materialize(self, plan: OperatorPlan) -> CrossInteraction:
-        (v_kernels, w_kernels, biases), projection = self.weights(plan)
-        n = v_kernels[0].shape[1]
+        kernels, projection = self.weights(plan)
+        n = kernels.v[0].shape[1]
         crossnet = LowRankCrossNet(n, CROSS_LAYERS, low_rank=cross_rank(plan.width))
         crossnet.to(self.projection.weight.device)
         with torch.no_grad():
             for target, source in zip(
                 [*crossnet.V_kernels, *crossnet.W_kernels, *crossnet.bias],
-                [*v_kernels, *w_kernels, *biases],
+                [*kernels.v, *kernels.w, *kernels.b],
             ):
                 target.copy_(source)
         return CrossInteraction(
