@@ -19,7 +19,7 @@ from torchrec.sparse.jagged_tensor import KeyedJaggedTensor
 from torchrec_nas import NASRecModel, SearchSpace
 from torchrec_nas.architecture import Architecture, ArchitectureError, canonicalize
 from torchrec_nas.baseline_archs import dcn_architecture, dlrm_architecture
-from torchrec_nas.hardware.flops import architecture_costs
+from torchrec_nas.hardware.flops import architecture_costs, count_params, model_layers
 from torchrec_nas.models import NASRecSubnet, build_baseline
 from torchrec_nas.modules.operators.cross import CrossInteraction
 from torchrec_nas.modules.operators.dlrm_dot import DLRMDot
@@ -159,6 +159,11 @@ def test_baseline_subnets_build_fresh_and_export() -> None:
     ):
         torch.manual_seed(0)
         subnet = NASRecSubnet.build(tables, 13, space, arch).eval()
+        # The layer records count every weight of the subnet but the LayerNorms'.
+        weights = sum(
+            p.numel() for n, p in subnet.interaction.named_parameters() if "norm" not in n
+        )
+        assert count_params(model_layers(arch, space, 13, tables)) == weights
         crossnets = [m for m in subnet.modules() if isinstance(m, LowRankCrossNet)]
         for net in crossnets:
             # TorchRec's initialization: Xavier-normal kernels, zero biases.
