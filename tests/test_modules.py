@@ -23,7 +23,7 @@ def _space(preset: str) -> SearchSpace:
     )
 
 
-@pytest.mark.parametrize("preset", ["nasrec-small", "nasrec-full"])
+@pytest.mark.parametrize("preset", ["nasrec-small", "nasrec-full", "nasrec-full-x"])
 def test_materialized_subnet_gives_the_same_logits(preset: str) -> None:
     torch.manual_seed(0)
     space = _space(preset)

@@ -61,7 +61,8 @@ class SearchSpace:
         name: a label for reports.
         num_blocks: number of choice blocks.
         dense_ops: dense operators to choose from: built-in (``fc``, ``gating``, ``sum``,
-            ``dot``), registered, or ``"package.module:Class"`` references.
+            ``dot``, ``cross``, ``dlrm_dot``), registered, or ``"package.module:Class"``
+            references.
         sparse_ops: sparse operators to choose from (``efc``, ``attention``, or user ones).
         dense_dims: dense output widths.
         sparse_tokens: numbers of sparse output tokens.
@@ -137,12 +138,19 @@ class SearchSpace:
 
     @staticmethod
     def preset(name: str) -> SearchSpace:
-        """``nasrec-small`` (dense {fc, dot}, sparse {efc}) or ``nasrec-full`` (all operators)."""
+        """``nasrec-small`` (dense {fc, dot}, sparse {efc}), ``nasrec-full`` (NASRec's
+        operators) or ``nasrec-full-x`` (NASRec-Full plus TorchRec's interactions as dense
+        operators, ``cross`` (DCN-v2) and ``dlrm_dot`` (DLRM), so that the space contains
+        those baselines: see :mod:`torchrec_nas.baseline_archs`)."""
         if name == "nasrec-full":
             return SearchSpace(name="nasrec-full")
+        if name == "nasrec-full-x":
+            return SearchSpace(name=name, dense_ops=(*DENSE_OPS, "cross", "dlrm_dot"))
         if name == "nasrec-small":
             return SearchSpace(name="nasrec-small", dense_ops=("fc", "dot"), sparse_ops=("efc",))
-        raise ConfigError(f"unknown search space preset {name!r}; known: nasrec-small, nasrec-full")
+        raise ConfigError(
+            f"unknown search space preset {name!r}; known: nasrec-small, nasrec-full, nasrec-full-x"
+        )
 
     @staticmethod
     def from_mapping(data: Mapping[str, Any], where: str = "space") -> SearchSpace:

@@ -207,5 +207,6 @@ def _reset(module: nn.Module, norm_gain_init: float) -> None:
     elif isinstance(module, ActivationQuantizer):
         module.running_max_abs.zero_()
         module.initialized.fill_(False)
-    elif isinstance(module, (nn.Linear, nn.LayerNorm)):
-        module.reset_parameters()
+    elif callable(reset := getattr(module, "reset_parameters", None)):
+        # nn.Linear, nn.LayerNorm, and operator modules with weights of their own (the cross).
+        reset()

@@ -3,7 +3,8 @@
 Importing this package imports no torch: it exposes the torch-free registry
 (:mod:`torchrec_nas.modules.operators.registry`). The operator base classes live in
 :mod:`torchrec_nas.modules.operators.base`; the built-in operators in ``fc``, ``gating``,
-``sum``, ``dot``, ``efc`` and ``attention``.
+``sum``, ``dot``, ``cross`` (DCN-v2), ``dlrm_dot`` (DLRM's interaction), ``efc`` and
+``attention``.
 """
 
 from torchrec_nas.modules.operators.registry import (

@@ -6,8 +6,8 @@ torch classes are imported only when a model asks for them (:func:`operator_clas
 
 An operator is named in a search space in one of three ways:
 
-- a built-in name (``fc``, ``gating``, ``sum``, ``dot``, ``efc``, ``attention``), one line each
-  in :data:`BUILTIN_OPERATORS`;
+- a built-in name (``fc``, ``gating``, ``sum``, ``dot``, ``cross``, ``dlrm_dot``, ``efc``,
+  ``attention``), one line each in :data:`BUILTIN_OPERATORS`;
 - the name of a class registered with :func:`register_operator`;
 - a reference ``"package.module:ClassName"``, imported (and registered) on first use.
 
@@ -84,6 +84,11 @@ BUILTIN_OPERATORS: tuple[tuple[OperatorSpec, str], ...] = (
     (OperatorSpec("gating", "dense", binary=True), f"{_PACKAGE}.gating:GatingOperator"),
     (OperatorSpec("sum", "dense", binary=True), f"{_PACKAGE}.sum:SumOperator"),
     (OperatorSpec("dot", "dense", reads_sparse=True), f"{_PACKAGE}.dot:DotProductOperator"),
+    (OperatorSpec("cross", "dense", reads_sparse=True), f"{_PACKAGE}.cross:CrossOperator"),
+    (
+        OperatorSpec("dlrm_dot", "dense", reads_sparse=True),
+        f"{_PACKAGE}.dlrm_dot:DLRMDotOperator",
+    ),
     (OperatorSpec("efc", "sparse"), f"{_PACKAGE}.efc:EmbeddedFCOperator"),
     (OperatorSpec("attention", "sparse"), f"{_PACKAGE}.attention:AttentionOperator"),
 )
