@@ -138,3 +138,15 @@ def test_export_command(
     assert json.loads(capsys.readouterr().out)["program"] == str(out)
     assert main(["export", "--model", str(tmp_path / "missing.pt"), "--out", str(out)]) == 2
     assert "missing.pt" in capsys.readouterr().err
+
+
+def test_export_latency_times_each_variant(synthetic_run: tuple[Config, Path]) -> None:
+    from torchrec_nas.stages.export_latency import export_latency
+
+    _, train = synthetic_run
+    result = export_latency(train / "model_nasrec.pt", batch_size=64, repeats=2)
+    assert set(result) == {"eager", "exported", "exported_int8"}
+    assert result["exported"]["max_abs_logit_diff"] == 0.0
+    assert 0.0 < result["exported_int8"]["max_abs_logit_diff"] < 0.5
+    for row in result.values():
+        assert 0.0 < row["min_ms"] <= row["median_ms"] <= row["max_ms"]
