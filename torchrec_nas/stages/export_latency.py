@@ -14,7 +14,6 @@ import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch.export import ExportedProgram
@@ -34,10 +33,12 @@ from torchrec_nas.stages.models import load_model, read_model_file
 Inputs = tuple[torch.Tensor, KeyedJaggedTensor]
 
 
-def _milliseconds(call: Callable[[], Any]) -> float:
-    t0 = time.perf_counter()
-    call()
-    return 1e3 * (time.perf_counter() - t0)
+def _caller(module: torch.nn.Module) -> Callable[[Inputs], torch.Tensor]:
+    def call(inputs: Inputs) -> torch.Tensor:
+        logits: torch.Tensor = module(*inputs)
+        return logits
+
+    return call
 
 
 def export_latency(
@@ -81,8 +82,7 @@ def export_latency(
         quantized = quantize_embeddings(InferenceModel(load_model(model_path)).eval(), "int8")
         programs.append(export_program(quantized, example_inputs(spec, tables)))
     for name, program in zip(("exported", "exported_int8"), programs):
-        module = program.module()
-        variants[name] = lambda x, m=module: m(*x)
+        variants[name] = _caller(program.module())
     times: dict[str, list[float]] = {name: [] for name in variants}
     with torch.no_grad():
         reference = eager(*inputs)
@@ -94,7 +94,9 @@ def export_latency(
                 call(inputs)
         for _ in range(repeats):
             for name, call in variants.items():
-                times[name].append(_milliseconds(lambda c=call: c(inputs)))
+                t0 = time.perf_counter()
+                call(inputs)
+                times[name].append(1e3 * (time.perf_counter() - t0))
     return {
         name: {
             "median_ms": statistics.median(ts),
