@@ -28,6 +28,7 @@ search:
   generations: 2
   finetune: {steps: 2, eval_batches: 2}
   progress: false
+  allow_chance: true  # 12 supernet steps learn nothing
 train:
   steps: 8
   eval_batches: 2

@@ -13,7 +13,7 @@ from torchrec_nas.cli import main
 BUDGET = """
 space: {preset: nasrec-full, dense_dims: [16, 32], sparse_tokens: [4, 8]}
 supernet: {steps: 10, eval_batches: 2, progress: false}
-search: {population: 4, tournament: 2, children: 2, generations: 1, finetune: {steps: 2, eval_batches: 2}, progress: false}
+search: {population: 4, tournament: 2, children: 2, generations: 1, finetune: {steps: 2, eval_batches: 2}, progress: false, allow_chance: true}
 train: {steps: 6, eval_batches: 2, progress: false, baselines: {dense_arch_layer_sizes: [16], over_arch_layer_sizes: [16]}}
 """
 

@@ -33,7 +33,7 @@ data:
   synthetic: {rows: 3000, num_dense: 4, num_sparse: 5, cardinalities: 100}
 space: {preset: nasrec-small, num_blocks: 3, dense_dims: [16, 32], sparse_tokens: [16]}
 supernet: {steps: 10, checkpoint_every: 4, eval_batches: 2, log_every: 1, progress: false}
-search: {progress: false}
+search: {progress: false, allow_chance: true}
 train:
   steps: 6
   checkpoint_every: 4

@@ -33,9 +33,12 @@ def _parser() -> argparse.ArgumentParser:
         s.add_argument("--quiet", action="store_true", help="no progress bars")
         return s
 
-    add("demo", "the whole pipeline: supernet, search, training with baselines, report")
+    chance_help = "search even when the supernet is at chance (search.allow_chance)"
+    d = add("demo", "the whole pipeline: supernet, search, training with baselines, report")
+    d.add_argument("--allow-chance", action="store_true", help=chance_help)
     add("supernet", "train the weight-sharing supernet (writes supernet.pt)")
-    add("search", "search architectures with the trained supernet (writes best_arch.json)")
+    s = add("search", "search architectures with the trained supernet (writes best_arch.json)")
+    s.add_argument("--allow-chance", action="store_true", help=chance_help)
     t = add("train", "train an architecture from scratch beside the DLRM/DCN baselines")
     t.add_argument("--arch", help="architecture JSON (default: OUT/best_arch.json)")
     t.add_argument("--no-baselines", action="store_true", help="train only the architecture")
@@ -92,6 +95,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         cfg = Config.load(args.config)
         if args.quiet:
             cfg.supernet.progress = cfg.train.progress = cfg.search.progress = False
+        if getattr(args, "allow_chance", False):
+            cfg.search.allow_chance = True
         if args.command == "evaluate":  # writes nothing under --out
             return _run(args, cfg)
         with RunLock(args.out):

@@ -20,7 +20,7 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from torchrec_nas import storage
 from torchrec_nas.config_utils import ConfigError, from_mapping, load_yaml, to_mapping
@@ -36,32 +36,95 @@ from torchrec_nas.train.config import LoopConfig
 
 @dataclass
 class SupernetConfig(LoopConfig):
-    """Supernet training: the loop settings plus the path sampler's warm-up.
+    """Supernet training: the loop settings, the budget, and how paths are sampled.
+
+    The budget: ``steps`` when set; else ``epochs`` passes over the training split when set;
+    else (the default, ``epochs: null``) it follows the data: one pass over the training rows,
+    at least ``min_steps`` steps. One pass over many rows ranks subnets better than repeated
+    epochs over few, over which the supernet memorizes its shared embeddings.
 
     Args:
-        path_warmup_fraction: share of the steps during which the largest path is trained with
-            a probability decaying linearly from ``path_warmup_prob`` to 0.
+        epochs: passes over the training split (``null``: the budget follows the data).
+        min_steps: the fewest steps of a budget that follows the data.
+        path_warmup_fraction: share of the steps during which a sampled path is replaced by
+            the largest path with probability ``path_warmup_prob`` (decaying linearly to 0
+            with ``path_warmup_schedule: linear``, held with ``constant``).
         path_warmup_prob: that probability at step 0.
+        path_warmup_schedule: ``linear`` or ``constant``; a longer warm-up of the full path
+            is ``path_warmup_fraction: 0.5`` with ``constant``, for example.
+        sandwich: each step trains the largest path, the smallest path and
+            ``sandwich_random`` sampled paths, their losses summed into one backward and one
+            optimizer step (BigNAS's sandwich rule); the reported training loss is that sum.
+        sandwich_random: sampled paths per sandwich step.
+        distill: in-place distillation (needs ``sandwich``): the other paths learn the
+            largest path's detached probability, mixed with the label.
+        distill_weight: the weight of that soft target (``1 - distill_weight``: the label's).
+        fair_operators: deal each block's operators round-robin over seeded permutations, so
+            that every operator of a block is trained equally often.
+        chance_ne: the supernet is at chance when the validation normalized entropy of its
+            probe path (the fixed largest path) is at least this; ``search`` then refuses
+            unless ``search.allow_chance``.
     """
 
+    epochs: float | None = None  # type: ignore[assignment]
+    min_steps: int = 500
     path_warmup_fraction: float = 0.1
     path_warmup_prob: float = 1.0
+    path_warmup_schedule: Literal["linear", "constant"] = "linear"
+    sandwich: bool = False
+    sandwich_random: int = 2
+    distill: bool = False
+    distill_weight: float = 0.5
+    fair_operators: bool = False
+    chance_ne: float = 0.99
 
     def validate(self) -> None:
-        super().validate()
+        epochs, self.epochs = self.epochs, 1.0 if self.epochs is None else self.epochs
+        try:
+            super().validate()
+        finally:
+            self.epochs = epochs
+        if self.min_steps < 1:
+            raise ValueError(f"min_steps must be at least 1, got {self.min_steps}")
         if not 0.0 <= self.path_warmup_fraction <= 1.0:
             raise ValueError("path_warmup_fraction must be in [0, 1]")
         if not 0.0 <= self.path_warmup_prob <= 1.0:
             raise ValueError("path_warmup_prob must be in [0, 1]")
+        if self.sandwich_random < 0:
+            raise ValueError(f"sandwich_random must be >= 0, got {self.sandwich_random}")
+        if self.distill and not self.sandwich:
+            raise ValueError("distill needs sandwich: true (the largest path is the teacher)")
+        if not 0.0 <= self.distill_weight <= 1.0:
+            raise ValueError(f"distill_weight must be in [0, 1], got {self.distill_weight}")
+        if not 0.0 < self.chance_ne:
+            raise ValueError(f"chance_ne must be positive, got {self.chance_ne}")
+
+    def total_steps(self, batches_per_epoch: int | None) -> int:
+        """Length of the run: ``steps``, ``epochs`` passes, or ``max(min_steps, one pass)``."""
+        if self.steps is not None:
+            return self.steps
+        if not batches_per_epoch:
+            raise ValueError(
+                "the training split's length is unknown: set `supernet.steps` in the config"
+            )
+        if self.epochs is not None:
+            return max(1, int(self.epochs * batches_per_epoch))
+        return max(self.min_steps, batches_per_epoch)
 
 
 @dataclass
 class SearchConfig(EvolutionConfig):
-    """The search: strategy settings, candidate scoring, objective and constraints."""
+    """The search: strategy settings, candidate scoring, objective and constraints.
+
+    Args:
+        allow_chance: search even when the supernet is at chance (see
+            :class:`SupernetConfig`'s ``chance_ne``); the CLI's ``--allow-chance``.
+    """
 
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     progress: bool = True
+    allow_chance: bool = False
 
 
 @dataclass

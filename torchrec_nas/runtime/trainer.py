@@ -23,6 +23,8 @@ from torchrec_nas.train.optim import ModelOptimizer
 TrainForward = Callable[[Batch, int], torch.Tensor]
 #: ``eval_forward(batch) -> logits [B]``.
 EvalForward = Callable[[Batch], torch.Tensor]
+#: ``train_loss(batch, step) -> scalar loss``: replaces ``train_forward`` and BCE in training.
+TrainLoss = Callable[[Batch, int], torch.Tensor]
 
 
 @dataclass
@@ -146,7 +148,8 @@ def endless(data: Iterable[Batch], skip: int) -> Iterator[Batch]:
 
 
 class Trainer:
-    """Trains a model with BCE-with-logits; callbacks show progress, log, checkpoint, stop.
+    """Trains a model with BCE-with-logits (or ``train_loss``); callbacks show progress, log,
+    checkpoint, stop.
 
     Args:
         model: the module whose parameters are trained (plain or sharded).
@@ -158,6 +161,9 @@ class Trainer:
         desc: label of progress, logs, checkpoints and errors.
         callbacks: see :mod:`torchrec_nas.runtime.callbacks`.
         runtime: the runtime (reduces the loss and shares validation across ranks).
+        train_loss: ``(batch, step) -> loss`` replacing ``train_forward`` and BCE in training
+            (one backward and one optimizer step of that loss per step), for a supernet
+            that trains several paths a step.
 
     Example::
 
@@ -175,11 +181,13 @@ class Trainer:
         desc: str = "train",
         callbacks: Sequence[Callback] = (),
         runtime: Runtime | None = None,
+        train_loss: TrainLoss | None = None,
     ) -> None:
         self.model = model
         self.optimizer = optimizer
         self.cfg = cfg
         self.train_forward = train_forward
+        self.train_loss = train_loss
         self.eval_forward = eval_forward or (lambda batch: train_forward(batch, 0))
         self.desc = desc
         self.callbacks = list(callbacks)
@@ -197,7 +205,10 @@ class Trainer:
             self.model.train()
 
     def _mean(self, loss: torch.Tensor) -> float:
-        return float(self.runtime.mean(loss.detach()) if self.runtime else loss.detach())
+        # One process: no collective (it costs a call per step for nothing).
+        if self.runtime is not None and self.runtime.world_size > 1:
+            return float(self.runtime.mean(loss.detach()))
+        return float(loss.detach())
 
     def train_step(self, batch: Batch, state: TrainState) -> None:
         """One optimizer step on ``batch``; advances ``state``.
@@ -207,8 +218,11 @@ class Trainer:
         """
         if self.device is not None:
             batch = batch.to(self.device)
-        logits = self.train_forward(batch, state.step)
-        loss = F.binary_cross_entropy_with_logits(logits, batch.labels.float())
+        if self.train_loss is not None:
+            loss = self.train_loss(batch, state.step)
+        else:
+            logits = self.train_forward(batch, state.step)
+            loss = F.binary_cross_entropy_with_logits(logits, batch.labels.float())
         value = self._mean(loss)
         if not math.isfinite(value):
             # Checked before backward: the tables' optimizer updates them during backward.

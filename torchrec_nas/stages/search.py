@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import math
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +21,7 @@ from torchrec_nas.search.evolution import make_strategy
 from torchrec_nas.search.history import Evaluation, SearchHistory
 from torchrec_nas.search.provenance import search_provenance
 from torchrec_nas.space import Architecture
-from torchrec_nas.stages.supernet import trained_supernet, unwrap_supernet
+from torchrec_nas.stages.supernet import check_not_at_chance, trained_supernet, unwrap_supernet
 from torchrec_nas.train.checkpoint import write_json_atomic
 
 
@@ -49,6 +51,34 @@ def supernet_source(cfg: Config, out: str | Path, runtime: Runtime) -> str:
     return full
 
 
+def spread_warning(history: SearchHistory) -> str | None:
+    """A line when the candidates' validation loglosses span less than their noise, else
+    ``None``.
+
+    The noise scale is two standard errors of a mean logloss over the scored rows, taking the
+    per-row loss's spread to be the label entropy ``H`` (a model near chance): ``2 H /
+    sqrt(rows)``. Rough, but a search whose candidates all lie within it ranked noise.
+    """
+    scored = [e.metrics for e in history if math.isfinite(e.metrics.get("logloss", math.nan))]
+    if len(scored) < 2:
+        return None
+    losses = [m["logloss"] for m in scored]
+    rows = min(int(m.get("rows", 0)) for m in scored)
+    ctr = sum(m.get("ctr", math.nan) for m in scored) / len(scored)
+    if rows < 1 or not 0.0 < ctr < 1.0:
+        return None
+    entropy = -(ctr * math.log(ctr) + (1 - ctr) * math.log(1 - ctr))
+    noise = 2 * entropy / math.sqrt(rows)
+    spread = max(losses) - min(losses)
+    if spread >= noise:
+        return None
+    return (
+        f"search: the {len(losses)} candidates' validation loglosses span {spread:.4f}, less "
+        f"than their noise (about {noise:.4f} on {rows:,} rows): the ranking is noise; train "
+        "the supernet longer or on more data, or score on more validation rows"
+    )
+
+
 def run_search(
     cfg: Config,
     out: str | Path,
@@ -62,6 +92,10 @@ def run_search(
     fine-tuned and scored on all ranks' shards (gradients and metrics reduced), and the
     primary rank alone writes.
 
+    Refuses a supernet at chance (``supernet.json``'s ``at_chance``) unless
+    ``cfg.search.allow_chance``. When the candidates' scores span less than their noise,
+    ``search.json`` gets a ``warning`` (also printed).
+
     Args:
         cfg: the run's config.
         out: the run's directory (a local path or URL, with ``supernet.pt``).
@@ -72,6 +106,7 @@ def run_search(
 
         summary = run_search(cfg, "runs/demo")
     """
+    check_not_at_chance(cfg, out)
     runtime = runtime or default_runtime(cfg)
     data = data or runtime.data(cfg)
     model = unwrap_supernet(runtime, trained_supernet(cfg, out, runtime, data))
@@ -107,7 +142,7 @@ def run_search(
     strategy = make_strategy(cfg.space, cfg.search, cfg.seed)
     progress = cfg.search.progress and runtime.is_primary
     best = strategy.run(score, history, costs, objective, progress)
-    summary = {
+    summary: dict[str, Any] = {
         "best": best.to_dict(),
         "candidates": len(history),
         "evaluated": history.evaluated,
@@ -115,7 +150,12 @@ def run_search(
         "strategy": cfg.search.strategy,
         "world_size": runtime.world_size,
     }
+    warning = spread_warning(history)
+    if warning is not None:
+        summary["warning"] = warning
     if runtime.is_primary:
+        if warning is not None:
+            print(warning, file=sys.stderr, flush=True)
         write_json_atomic(storage.join(out, "best_arch.json"), best.to_dict())
         write_json_atomic(storage.join(out, "search.json"), summary)
     runtime.barrier()

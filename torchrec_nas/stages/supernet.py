@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import random
+import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torchrec.datasets.utils import Batch
 
 from torchrec_nas import storage
-from torchrec_nas.config import Config
+from torchrec_nas.config import Config, SupernetConfig
 from torchrec_nas.data import DataSplits
 from torchrec_nas.models import NASRecModel
 from torchrec_nas.runtime.base import Runtime
@@ -22,11 +27,98 @@ from torchrec_nas.stages.models import build_supernet, load_supernet, supernet_m
 from torchrec_nas.train.checkpoint import save_atomic, write_json_atomic
 from torchrec_nas.train.sampling import PathSampler, largest_path
 
+#: ``model(batch, arch) -> logits``.
+PathForward = Callable[[Batch, Architecture], torch.Tensor]
 
-def check_same_architecture(runtime: Runtime, arch: Architecture, step: int) -> None:
-    """Fails unless every rank is about to train ``arch`` at ``step``."""
-    if len(set(runtime.gather(arch.to_json()))) != 1:
+
+def check_same_architecture(
+    runtime: Runtime, arch: Architecture | list[Architecture], step: int
+) -> None:
+    """Fails unless every rank is about to train ``arch`` (or these paths) at ``step``."""
+    archs = arch if isinstance(arch, list) else [arch]
+    text = "\n".join(a.to_json() for a in archs)
+    if len(set(runtime.gather(text))) != 1:
         raise RuntimeError(f"supernet: step {step}: ranks disagree on the sampled architecture")
+
+
+def path_sampler(cfg: Config, total: int) -> PathSampler:
+    """The supernet's path sampler for a run of ``total`` steps."""
+    sc = cfg.supernet
+    return PathSampler(
+        cfg.space,
+        cfg.seed,
+        int(sc.path_warmup_fraction * total),
+        sc.path_warmup_prob,
+        sc.path_warmup_schedule,
+        sc.sandwich,
+        sc.sandwich_random,
+        sc.fair_operators,
+    )
+
+
+def sandwich_loss(
+    forward: PathForward, batch: Batch, archs: list[Architecture], sc: SupernetConfig
+) -> torch.Tensor:
+    """The sum of the BCE losses of ``archs`` on ``batch`` (the first is the largest path);
+    with ``sc.distill`` the others' targets mix the label with the largest path's detached
+    probability by ``sc.distill_weight``.
+
+    Example::
+
+        loss = sandwich_loss(model, batch, sampler.paths(step), cfg.supernet)
+        loss.backward()   # one backward: the tables' fused optimizer updates them once
+    """
+    labels = batch.labels.float()
+    teacher = forward(batch, archs[0])
+    loss = F.binary_cross_entropy_with_logits(teacher, labels)
+    target = labels
+    if sc.distill:
+        w = sc.distill_weight
+        target = (1.0 - w) * labels + w * torch.sigmoid(teacher.detach())
+    for arch in archs[1:]:
+        loss = loss + F.binary_cross_entropy_with_logits(forward(batch, arch), target)
+    return loss
+
+
+def chance_line(probe_ne: float, steps: int, rows: int, sc: SupernetConfig) -> str:
+    """The one line that says the supernet did not learn, with the fix."""
+    return (
+        f"supernet: at chance (validation NE {probe_ne:.3f} >= {sc.chance_ne:g} after "
+        f"{steps:,} steps on {rows:,} rows): it did not learn, so a search would rank noise; "
+        "raise supernet.steps or the data, or lower supernet.optimizer.lr; "
+        "`--allow-chance` (search.allow_chance) searches anyway"
+    )
+
+
+def chance_summary(result: TrainResult, train_rows: int, sc: SupernetConfig) -> dict[str, Any]:
+    """``at_chance``, ``probe_ne`` and, at chance, ``chance_message`` for supernet.json."""
+    if result.val is None:
+        return {"at_chance": False, "probe_ne": None}
+    probe_ne = result.val.ne
+    at_chance = bool(probe_ne >= sc.chance_ne)
+    summary: dict[str, Any] = {"at_chance": at_chance, "probe_ne": probe_ne}
+    if at_chance:
+        summary["chance_message"] = chance_line(probe_ne, result.steps, train_rows, sc)
+    return summary
+
+
+class SupernetAtChance(ValueError):
+    """The supernet did not learn (see :func:`chance_line`); a search would rank noise."""
+
+
+def check_not_at_chance(cfg: Config, out: str | Path) -> None:
+    """Refuses a search on a supernet that ``supernet.json`` records at chance, unless
+    ``cfg.search.allow_chance``; a run without that record passes.
+
+    Raises:
+        SupernetAtChance: with the line that says so and how to go on.
+    """
+    path = storage.join(out, "supernet.json")
+    if cfg.search.allow_chance or not storage.isfile(path):
+        return
+    summary = json.loads(storage.read_text(path))
+    if summary.get("at_chance"):
+        raise SupernetAtChance(summary.get("chance_message") or "supernet: at chance")
 
 
 def run_supernet(
@@ -58,9 +150,7 @@ def run_supernet(
     total = sc.total_steps(batches_per_epoch(data.train))
     plan = storage.join(out, "supernet", "sharding_plan.txt")
     model, opt = runtime.prepare(build_supernet(cfg, data.spec), sc.optimizer, total, cfg, plan)
-    sampler = PathSampler(
-        cfg.space, cfg.seed, int(sc.path_warmup_fraction * total), sc.path_warmup_prob
-    )
+    sampler = path_sampler(cfg, total)
     # Validation tracks one fixed wide path, so the curve is comparable across evaluations.
     probe = largest_path(cfg.space, random.Random(cfg.seed))
     verify = cfg.distributed.verify_arch_every if runtime.world_size > 1 else 0
@@ -76,20 +166,40 @@ def run_supernet(
         logits: torch.Tensor = model(batch, probe)
         return logits
 
+    def train_loss(batch: Batch, step: int) -> torch.Tensor:
+        archs = sampler.paths(step)
+        if verify and step % verify == 0:
+            check_same_architecture(runtime, archs, step)
+        return sandwich_loss(model, batch, archs, sc)
+
     checkpointer = runtime.checkpointer(cfg, out, "supernet")
     callbacks = standard_callbacks(
         sc, storage.join(out, "supernet"), checkpointer, runtime.is_primary
     )
-    trainer = Trainer(model, opt, sc, train_forward, eval_forward, "supernet", callbacks, runtime)
+    trainer = Trainer(
+        model,
+        opt,
+        sc,
+        train_forward,
+        eval_forward,
+        "supernet",
+        callbacks,
+        runtime,
+        train_loss if sc.sandwich else None,
+    )
     result = trainer.fit(data.train, data.val)
+    train_rows = (batches_per_epoch(data.train) or 0) * cfg.data.batch_size
+    chance = chance_summary(result, train_rows, sc)
     if runtime.world_size == 1 or cfg.distributed.export_full_model:
         state = runtime.full_state_dict(model)
         if runtime.is_primary:
             meta = supernet_meta(cfg, data.spec)
             save_atomic({"state_dict": state, **meta}, storage.join(out, "supernet.pt"))
     if runtime.is_primary:
-        summary = {**result.to_dict(), "world_size": runtime.world_size}
+        summary = {**result.to_dict(), "world_size": runtime.world_size, **chance}
         write_json_atomic(storage.join(out, "supernet.json"), summary)
+        if chance["at_chance"]:
+            print(chance["chance_message"], file=sys.stderr, flush=True)
     runtime.barrier()
     return result
 

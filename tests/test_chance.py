@@ -1,0 +1,105 @@
+"""A supernet that learned nothing says so in one line, and the search stops unless told."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from torchrec_nas.cli import _parser, main
+from torchrec_nas.search.history import Evaluation, SearchHistory
+from torchrec_nas.space import SearchSpace
+from torchrec_nas.stages.search import spread_warning
+
+BUDGET = """
+seed: 0
+space: {preset: nasrec-small, num_blocks: 2, dense_dims: [8, 16], sparse_tokens: [4]}
+supernet: {min_steps: 12, eval_batches: 4, checkpoint_every: 0, progress: false}
+search:
+  population: 3
+  tournament: 2
+  children: 1
+  generations: 1
+  finetune: {steps: 2, eval_batches: 4}
+  progress: false
+"""
+
+
+@pytest.fixture(scope="module")
+def noise_table(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A table too small to learn from: 600 rows whose labels are coin flips."""
+    root = tmp_path_factory.mktemp("chance")
+    rng = random.Random(0)
+    lines = ["user,item,x,label"]
+    for _ in range(600):
+        lines.append(
+            f"{rng.randrange(40)},{rng.randrange(30)},{rng.random():.3f},{rng.random() < 0.4:d}"
+        )
+    table = root / "noise.csv"
+    table.write_text("\n".join(lines) + "\n")
+    cfg = root / "cfg.yaml"
+    cfg.write_text(
+        f"""data:
+  source: tabular
+  path: {table}
+  batch_size: 32
+  schema:
+    format: csv
+    label: {{column: label}}
+    dense: [{{column: x}}]
+    categorical: [{{column: user}}, {{column: item}}]
+"""
+        + BUDGET
+    )
+    out = root / "out"
+    assert main(["supernet", "--config", str(cfg), "--out", str(out), "--quiet"]) == 0
+    return cfg, out
+
+
+def test_a_supernet_at_chance_is_recorded_and_said_in_one_line(
+    noise_table: tuple[Path, Path],
+) -> None:
+    _, out = noise_table
+    summary = json.loads((out / "supernet.json").read_text())
+    assert summary["at_chance"] is True and summary["probe_ne"] >= 0.99
+    assert summary["steps"] == 15  # one pass over 480 training rows (15 batches) > min_steps
+    line = summary["chance_message"]
+    assert "\n" not in line and line.startswith("supernet: at chance (validation NE ")
+    assert "after 15 steps on 480 rows" in line and "--allow-chance" in line
+
+
+def test_the_search_stops_at_chance_and_goes_on_when_allowed(
+    noise_table: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg, out = noise_table
+    capsys.readouterr()
+    assert main(["search", "--config", str(cfg), "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("torchrec-nas search: error: supernet: at chance")
+    assert "raise supernet.steps" in err[0]
+    assert not (out / "history.jsonl").exists() and not (out / "search.json").exists()
+    args = ["search", "--config", str(cfg), "--out", str(out), "--quiet", "--allow-chance"]
+    assert main(args) == 0
+    assert (out / "best_arch.json").exists() and (out / "search.json").exists()
+    assert _parser().parse_args(["demo", "--allow-chance"]).allow_chance
+
+
+def _history(loglosses: list[float], rows: int) -> SearchHistory:
+    space = SearchSpace.preset("nasrec-small")
+    history = SearchHistory(None)
+    rng = random.Random(0)
+    for i, loss in enumerate(loglosses):
+        arch = space.sample(rng)
+        metrics = {"logloss": loss, "rows": float(rows), "ctr": 0.5}
+        history.append(Evaluation(i, 0, arch, arch.canonical_hash(), metrics))
+    return history
+
+
+def test_candidates_within_their_noise_are_flagged() -> None:
+    # The issue's case: 70 candidates within 0.684-0.692 on 4,096 rows.
+    flat = spread_warning(_history([0.684, 0.688, 0.692], rows=4096))
+    assert flat is not None and "span 0.0080, less than their noise" in flat
+    assert spread_warning(_history([0.45, 0.50, 0.55], rows=4096)) is None
+    assert spread_warning(_history([0.69], rows=4096)) is None
