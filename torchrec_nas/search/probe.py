@@ -31,11 +31,13 @@ def fit_logistic(
     """Weight and bias minimizing ``mean logloss(features @ w + b) + l2 / 2 * ||w - weight||^2``.
 
     The ridge is centred on the starting ``weight`` (the supernet's classifier), and the bias
-    is not penalized. All arithmetic is float64. ``newton`` solves ``H s = -g`` by Cholesky
-    at each step and backtracks until the objective falls enough (Armijo); it stops when the
-    Newton decrement ``g^T H^-1 g / 2`` is below ``tol``. ``lbfgs`` runs
-    ``torch.optim.LBFGS`` with a strong-Wolfe line search until the gradient's largest entry
-    is below ``tol``.
+    is not penalized. Objective and gradient are float64. ``newton`` solves ``H s = -g`` by
+    Cholesky at each step and backtracks until the objective falls enough (Armijo); it stops
+    when the Newton decrement ``g^T H^-1 g / 2`` is below ``tol``. The Hessian only shapes
+    the steps (the stopping rule reads the exact gradient), so its ``n * d^2`` products run in
+    float32 and it is recomputed only where a step cut the decrement by less than 10x.
+    ``lbfgs`` runs ``torch.optim.LBFGS`` with a strong-Wolfe line search until the gradient's
+    largest entry is below ``tol``.
 
     Statistics are means over this process's rows. Where rows are spread over ranks (the same
     number on each), ``reduce`` averages a list of tensors across ranks in place (as
