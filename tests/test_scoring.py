@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import random
 import threading
+from pathlib import Path
 
 import pytest
 import torch
@@ -13,6 +14,8 @@ from torchrec.datasets.utils import Batch
 
 from tests.helpers import random_batch, tiny_tables
 from torchrec_nas import SearchSpace
+from torchrec_nas.config import Config
+from torchrec_nas.config_utils import ConfigError
 from torchrec_nas.models import NASRecModel
 from torchrec_nas.search.config import FinetuneConfig
 from torchrec_nas.search.evaluator import SupernetEvaluator
@@ -51,9 +54,10 @@ def lbfgs_reference(
     return w.detach(), b.detach()
 
 
-@pytest.mark.parametrize("method", ["newton", "lbfgs"])
-def test_exact_fit_equals_the_lbfgs_optimum(method: str) -> None:
-    x, y, w0, b0 = logistic_problem()
+@pytest.mark.parametrize(("method", "rows"), [("newton", 600), ("newton", 9000), ("lbfgs", 600)])
+def test_exact_fit_equals_the_lbfgs_optimum(method: str, rows: int) -> None:
+    """Also where Newton's Hessian is estimated on a subsample of the rows (9,000)."""
+    x, y, w0, b0 = logistic_problem(n=rows)
     ref_w, ref_b = lbfgs_reference(x, y, w0, l2=1e-3)
     w, b = fit_logistic(x, y, w0, b0, l2=1e-3, method=method)
     assert w.shape == (1, 10) and b.shape == (1,) and w.dtype == torch.float32
@@ -168,3 +172,10 @@ def test_bad_finetune_settings_name_their_field(field: str, value: object) -> No
     with pytest.raises(ValueError, match=field):
         dataclasses.replace(FinetuneConfig(), **{field: value}).validate()
     FinetuneConfig().validate()
+
+
+def test_a_bad_method_in_yaml_names_its_section(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("search: {finetune: {method: adam}}\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml: search.finetune: method must be one of"):
+        Config.load(bad)
