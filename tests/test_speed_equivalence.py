@@ -11,6 +11,7 @@ from helpers import random_batch, tiny_tables
 
 from torchrec_nas import NASRecModel, SearchSpace
 from torchrec_nas.modules.elastic import used_regions
+from torchrec_nas.modules.operators.attention import multi_head_attention
 from torchrec_nas.train.optim import ModelOptimizer, OptimizerConfig
 from torchrec_nas.train.sampling import PathSampler
 
@@ -102,3 +103,17 @@ def test_only_adagrad_without_weight_decay_is_sliced(name: str, weight_decay: fl
     assert ModelOptimizer(model, cfg, total_steps=5).sliced == (
         name == "adagrad" and not weight_decay
     )
+
+
+def test_attention_on_views_equals_multihead_attention() -> None:
+    torch.manual_seed(0)
+    attention = torch.nn.MultiheadAttention(16, 2, batch_first=True)
+    query = torch.randn(8, 5, 16, requires_grad=True)
+    tokens = torch.randn(8, 11, 16, requires_grad=True)
+    ours = multi_head_attention(query, tokens, attention)
+    theirs, _ = attention(query, tokens, tokens, need_weights=False)
+    torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-6)
+    grads = torch.autograd.grad(ours.square().sum(), [query, tokens, attention.in_proj_weight])
+    ref = torch.autograd.grad(theirs.square().sum(), [query, tokens, attention.in_proj_weight])
+    for g, r in zip(grads, ref):
+        torch.testing.assert_close(g, r, rtol=0, atol=1e-5)
