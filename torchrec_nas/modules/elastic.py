@@ -1,4 +1,9 @@
-"""Elastic layers: a layer owns its largest weights and is told which part is active."""
+"""Elastic layers: a layer owns its largest weights and is told which part is active.
+
+Every slice of an elastic weight is taken with :func:`take`, which records on the parameter
+the block it handed out while gradients are on (:func:`used_regions`), so that the optimizer
+can update only what a step's subnet touched (see :class:`torchrec_nas.train.optim.ModelOptimizer`).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,76 @@ import math
 
 import torch
 from torch import nn
+
+#: A selector along one axis: ``None`` (all), an ``int`` (a prefix) or a ``LongTensor`` index.
+Selector = int | torch.Tensor | None
+
+#: The ``(rows, cols)`` block of a parameter a subnet used (``cols`` is ``None`` for vectors).
+Region = tuple[Selector, Selector]
+
+_REGIONS = "_elastic_regions"
+
+
+def _select(t: torch.Tensor, dim: int, sel: Selector) -> torch.Tensor:
+    if isinstance(sel, int):
+        return t.narrow(dim, 0, sel)
+    if sel is not None:
+        return t.index_select(dim, sel.to(t.device))
+    return t
+
+
+def select_region(t: torch.Tensor, region: Region) -> torch.Tensor:
+    """``t[rows][:, cols]`` for ``region = (rows, cols)``: a view when both are prefixes or
+    ``None``, else a copy (prefixes are applied before index selections)."""
+    rows, cols = region
+    if isinstance(rows, int):
+        t = t.narrow(0, 0, rows)
+    if isinstance(cols, int):
+        t = t.narrow(1, 0, cols)
+    if isinstance(rows, torch.Tensor):
+        t = _select(t, 0, rows)
+    if isinstance(cols, torch.Tensor):
+        t = _select(t, 1, cols)
+    return t
+
+
+def take(param: torch.Tensor, rows: Selector = None, cols: Selector = None) -> torch.Tensor:
+    """The block ``(rows, cols)`` of ``param`` (gradients flow back into it), recorded on the
+    parameter while gradients are on.
+
+    Args:
+        param: an elastic weight.
+        rows: rows to take: ``None`` (all), a prefix length or an index.
+        cols: the same for columns (2-D weights only).
+
+    Example::
+
+        w = take(layer.weight, rows=16, cols=torch.tensor([0, 1, 5]))   # [16, 3]
+    """
+    if torch.is_grad_enabled() and param.requires_grad:
+        regions = getattr(param, _REGIONS, None)
+        if regions is None:
+            regions = []
+            setattr(param, _REGIONS, regions)
+        if not regions or regions[-1][0] is not rows or regions[-1][1] is not cols:
+            regions.append((rows, cols))
+        if len(regions) > 2:
+            # Two differing regions already mean the whole weight; keep the list short when
+            # forwards run without optimizer steps (evaluation with gradients on).
+            regions[:] = [regions[0], (None, None)]
+    return select_region(param, (rows, cols))
+
+
+def used_regions(param: torch.Tensor) -> list[Region]:
+    """The regions :func:`take` handed out of ``param`` since :func:`clear_regions`."""
+    regions: list[Region] = getattr(param, _REGIONS, None) or []
+    return regions
+
+
+def clear_regions(param: torch.Tensor) -> None:
+    """Forgets the regions recorded on ``param``."""
+    if getattr(param, _REGIONS, None):
+        setattr(param, _REGIONS, [])
 
 
 class ElasticLinear(nn.Module):
@@ -61,12 +136,8 @@ class ElasticLinear(nn.Module):
         """
         if out_features > self.out_features:
             raise ValueError(f"{out_features} outputs requested of a layer of {self.out_features}")
-        w = self.weight[:out_features]
-        if cols is not None:
-            w = w.index_select(1, cols.to(w.device))
-        elif in_prefix is not None:
-            w = w[:, :in_prefix]
-        b = self.bias[:out_features] if self.bias is not None else None
+        w = take(self.weight, out_features, cols if cols is not None else in_prefix)
+        b = take(self.bias, out_features) if self.bias is not None else None
         return w, b
 
     def extra_repr(self) -> str:
@@ -96,4 +167,4 @@ class ElasticLayerNorm(nn.Module):
         self.bias = nn.Parameter(torch.zeros(max_features))
 
     def sliced(self, features: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.weight[:features], self.bias[:features]
+        return take(self.weight, features), take(self.bias, features)

@@ -20,6 +20,7 @@ from torchrec.distributed.types import ShardedModule
 from torchrec.modules.embedding_modules import EmbeddingBagCollection
 from torchrec.optim.keyed import KeyedOptimizer, KeyedOptimizerWrapper
 
+from torchrec_nas.modules.elastic import Region, clear_regions, select_region, used_regions
 from torchrec_nas.train.config import OptimizerConfig
 
 __all__ = [
@@ -140,6 +141,9 @@ class ModelOptimizer:
             kwargs["weight_decay"] = cfg.weight_decay
         cls = OPTIMIZERS[cfg.name]
         self.dense = KeyedOptimizerWrapper(named, lambda ps: cls(ps, **kwargs)) if named else None
+        # Adagrad without weight decay leaves a weight and its state alone where the gradient
+        # is exactly zero, so it may update only the regions the step's subnet used.
+        self.sliced = cfg.name == "adagrad" and not cfg.weight_decay and self.dense is not None
         self.set_lr()
 
     def table_optimizers(self) -> dict[str, torch.optim.Optimizer]:
@@ -173,14 +177,52 @@ class ModelOptimizer:
         params = [p for p in self.dense_params if p.grad is not None]
         if self.reduce_gradients is not None:
             self.reduce_gradients([p.grad for p in params if p.grad is not None])
-        if self.cfg.grad_clip_norm and params:
-            torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip_norm)
-        if self.dense is not None:
-            self.dense.step()
+        if self.sliced:
+            self._sliced_adagrad_step(params)
+        else:
+            if self.cfg.grad_clip_norm and params:
+                torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip_norm)
+            if self.dense is not None:
+                self.dense.step()
         for p in self.dense_params:
             p.grad = None
+            clear_regions(p)
         self.step_count += 1
         self.set_lr()
+
+    @torch.no_grad()
+    def _sliced_adagrad_step(self, params: list[nn.Parameter]) -> None:
+        """``clip_grad_norm_`` then ``torch.optim.Adagrad.step`` (same arithmetic, same state),
+        over only the region of each weight the step used (where the rest of its gradient is
+        zero): the whole weight unless its slices were all taken as one region."""
+        assert self.dense is not None
+        grads = []
+        for p in params:
+            assert p.grad is not None
+            region = single_region(used_regions(p))
+            grads.append((p, region, p.grad if region is None else select_region(p.grad, region)))
+        if self.cfg.grad_clip_norm and grads:
+            norms = [torch.linalg.vector_norm(g, 2.0) for _, _, g in grads]
+            total = torch.linalg.vector_norm(torch.stack(norms), 2.0)
+            coef = torch.clamp(self.cfg.grad_clip_norm / (total + 1e-6), max=1.0)
+            for _, _, g in grads:
+                g.mul_(coef)
+        group = self.dense.param_groups[0]
+        lr, eps, lr_decay = group["lr"], group["eps"], group["lr_decay"]
+        for p, region, g in grads:
+            state = self.dense.state[p]
+            state["step"] += 1
+            clr = lr / (1 + (float(state["step"]) - 1) * lr_decay)
+            if region is None:
+                state["sum"].addcmul_(g, g, value=1)
+                p.addcdiv_(g, state["sum"].sqrt().add_(eps), value=-clr)
+                continue
+            sums = select_region(state["sum"], region)
+            sums.addcmul_(g, g, value=1)
+            weight = select_region(p, region)
+            weight.addcdiv_(g, sums.sqrt().add_(eps), value=-clr)
+            assign_region(state["sum"], region, sums)
+            assign_region(p, region, weight)
 
     def init_state(self) -> None:
         """Creates lazily made optimizer state (Adam's) so that a checkpoint can load into it."""
@@ -217,3 +259,40 @@ class ModelOptimizer:
             for name, opt in own.items():
                 opt.load_state_dict(state["sparse"][name])
         self.set_lr()
+
+
+def _same_selector(a: int | torch.Tensor | None, b: int | torch.Tensor | None) -> bool:
+    if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor):
+        return a is b or (a.shape == b.shape and bool(torch.equal(a, b)))
+    return not isinstance(a, torch.Tensor) and not isinstance(b, torch.Tensor) and a == b
+
+
+def single_region(regions: list[Region]) -> Region | None:
+    """The one region ``regions`` name, or ``None`` (the whole weight) when there are none or
+    they differ."""
+    if not regions:
+        return None
+    first = regions[0]
+    for other in regions[1:]:
+        if not (_same_selector(first[0], other[0]) and _same_selector(first[1], other[1])):
+            return None
+    return first
+
+
+def assign_region(t: torch.Tensor, region: Region, values: torch.Tensor) -> None:
+    """Writes ``values`` (what :func:`select_region` gave, updated) back into ``t``; nothing to
+    do when that was a view. Indices must not repeat."""
+    rows, cols = region
+    if not isinstance(rows, torch.Tensor) and not isinstance(cols, torch.Tensor):
+        return
+    if isinstance(rows, int):
+        t = t.narrow(0, 0, rows)
+    if isinstance(cols, int):
+        t = t.narrow(1, 0, cols)
+    if isinstance(rows, torch.Tensor) and isinstance(cols, torch.Tensor):
+        t.index_put_((rows.to(t.device).unsqueeze(1), cols.to(t.device)), values)
+    elif isinstance(rows, torch.Tensor):
+        t.index_copy_(0, rows.to(t.device), values)
+    else:
+        assert isinstance(cols, torch.Tensor)
+        t.index_copy_(1, cols.to(t.device), values)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import flop_registry, register_flop_formula, sdpa_flop_count
 
@@ -53,8 +54,36 @@ def attend(
     quantizer: ActivationQuantizer | None,
 ) -> torch.Tensor:
     query, tokens = mix_tokens(tokens, queries, bits, quantizer)
-    attended, _ = attention(query, tokens, tokens, need_weights=False)
-    return query + attended
+    return query + multi_head_attention(query, tokens, attention)
+
+
+def multi_head_attention(
+    query: torch.Tensor, tokens: torch.Tensor, attention: nn.MultiheadAttention
+) -> torch.Tensor:
+    """``attention(query, tokens, tokens, need_weights=False)[0]`` of a batch-first
+    ``nn.MultiheadAttention`` (packed projections with biases, no masks), computed on its
+    weights with the head axis laid out for ``scaled_dot_product_attention`` by views alone:
+    the module's own path transposes to sequence-first and copies in both directions.
+
+    Args:
+        query: ``[B, T_out, E]``.
+        tokens: keys and values ``[B, T_in, E]``.
+        attention: the layer whose weights are used.
+    """
+    batch, t_out, emb = query.shape
+    t_in = tokens.shape[1]
+    heads = attention.num_heads
+    head_dim = emb // heads
+    weight, bias = attention.in_proj_weight, attention.in_proj_bias
+    q = F.linear(query, weight[:emb], bias[:emb]).view(batch, t_out, heads, head_dim)
+    kv = F.linear(tokens, weight[emb:], bias[emb:]).view(batch, t_in, 2, heads, head_dim)
+    k, v = kv.unbind(2)  # backward stacks; selecting each would zero-fill kv's gradient twice
+    dropout = attention.dropout if attention.training else 0.0
+    out = F.scaled_dot_product_attention(
+        q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), dropout_p=dropout
+    )
+    out = out.transpose(1, 2).reshape(batch, t_out, emb)
+    return F.linear(out, attention.out_proj.weight, attention.out_proj.bias)
 
 
 class TokenAttention(nn.Module):

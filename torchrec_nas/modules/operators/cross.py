@@ -36,7 +36,7 @@ from torch import nn
 from torchrec.modules.crossnet import LowRankCrossNet
 
 from torchrec_nas.hardware.layers import Layer, LinearLayer
-from torchrec_nas.modules.elastic import ElasticLinear
+from torchrec_nas.modules.elastic import ElasticLinear, take
 from torchrec_nas.modules.operators.base import (
     Bits,
     DenseOperator,
@@ -200,9 +200,9 @@ class CrossOperator(DenseOperator):
         cols = self.x0_columns(plan).to(device)
         rank = cross_rank(plan.width)
         kernels = CrossKernels(
-            [v[:rank].index_select(1, cols) for v in self.V_kernels],
-            [w[:, :rank].index_select(0, cols) for w in self.W_kernels],
-            [b.index_select(0, cols) for b in self.bias],
+            [take(v, rank, cols) for v in self.V_kernels],
+            [take(w, cols, rank) for w in self.W_kernels],
+            [take(b, cols) for b in self.bias],
         )
         return kernels, LinearWeights(*self.projection.sliced(plan.width, cols))
 
