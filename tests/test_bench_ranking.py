@@ -37,7 +37,9 @@ space:
   dense_dims: [16, 32]
   sparse_tokens: [4, 8]
 supernet: {steps: 6, checkpoint_every: 0, eval_batches: 2, progress: false}
-search: {finetune: {steps: 2, eval_batches: 2}, progress: false}
+search:
+  {population: 3, tournament: 2, children: 1, generations: 1, finetune: {steps: 2, eval_batches: 2},
+   progress: false}
 train: {steps: 4, eval_batches: 2, progress: false}
 bench:
   ranking_subnets: 4
@@ -159,6 +161,7 @@ def test_run_bench_ranking_end_to_end(tmp_path: Path) -> None:
         assert len(row["standalone_logloss_by_seed"]) == 2
         assert 0 < row["inherited_logloss"] < 2 and 0 < row["standalone_logloss"] < 2
     assert -1 <= result["kendall_tau"] <= 1
+    assert result["supernet_train_seconds"] > 0 and result["standalone_seconds"] > 0
     assert (out / "supernet.pt").exists() and (out / "bench_ranking.md").exists()
     on_disk = json.loads((out / "bench_ranking.json").read_text())["ranking"]
     assert on_disk["per_subnet"][0]["hash"] == result["per_subnet"][0]["hash"]
@@ -168,3 +171,35 @@ def test_run_bench_ranking_end_to_end(tmp_path: Path) -> None:
     rerun = run_bench(cfg, out, only="ranking")["ranking"]
     assert rerun["standalone_trained_now"] == 0
     assert rerun["kendall_tau"] == pytest.approx(result["kendall_tau"])
+    # An ablation entry trains its own supernet and scores the same subnets against the cache.
+    cfg.bench.ablation = {"short": {"supernet.steps": 3}}
+    ablation = run_bench(cfg, out, only="ablation")["ablation"]
+    assert [r["option"] for r in ablation["rows"]] == ["baseline", "short"]
+    assert ablation["rows"][0]["kendall_tau"] == pytest.approx(result["kendall_tau"])
+    assert (out / "ablation" / "short" / "supernet.pt").exists()
+    assert json.loads((out / "ablation" / "short" / "supernet.json").read_text())["steps"] == 3
+    assert len([x for x in (out / "standalone_cache.jsonl").read_text().splitlines() if x]) == 8
+    assert "| short |" in (out / "bench_ablation.md").read_text()
+
+
+def test_search_comparison_scores_as_many_candidates_per_strategy(tmp_path: Path) -> None:
+    cfg_path = tmp_path / "tiny.yaml"
+    cfg_path.write_text(TINY)
+    cfg = Config.load(cfg_path)
+    cfg.bench.search_seeds = [1, 2]
+    out = tmp_path / "out"
+    result = run_bench(cfg, out, only="search")["search"]
+    runs = result["runs"]
+    assert sorted((r["strategy"], r["search_seed"]) for r in runs) == [
+        ("evolution", 1),
+        ("evolution", 2),
+        ("random", 1),
+        ("random", 2),
+    ]
+    for seed in (1, 2):
+        scored = {r["strategy"]: r["scored"] for r in runs if r["search_seed"] == seed}
+        assert scored["evolution"] == scored["random"] > 0
+    aucs = [r["test_auc"] for r in runs if r["strategy"] == "random"]
+    assert result["summary"]["random"]["test_auc"]["mean"] == pytest.approx(sum(aucs) / 2)
+    assert set(result["beyond_spread"]) == {"test_auc", "test_logloss", "val_auc", "val_logloss"}
+    assert "± " in (out / "bench_search.md").read_text()

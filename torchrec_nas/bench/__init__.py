@@ -67,9 +67,10 @@ def run_bench(cfg: Config, out: str | Path, only: str | None = None) -> dict[str
         result["search"] = search_comparison(cfg, data, out)
         markdown = search_markdown(result["search"])
     if only == "seeds":
-        from torchrec_nas.bench.seeds import seeds_benchmark
+        from torchrec_nas.bench.seeds import seeds_benchmark, seeds_markdown
 
         result["seeds"] = seeds_benchmark(cfg, out, data)
+        markdown = seeds_markdown(result["seeds"])
     if only == "codesign":
         from torchrec_nas.bench.codesign import codesign
 

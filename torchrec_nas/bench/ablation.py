@@ -14,9 +14,7 @@ Run as a module::
 from __future__ import annotations
 
 import argparse
-import json
 import re
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -24,7 +22,7 @@ from typing import Any
 import yaml
 
 from torchrec_nas import storage
-from torchrec_nas.bench.ranking import ranking_benchmark, standalone_side
+from torchrec_nas.bench.ranking import ranking_benchmark, standalone_side, supernet_train_seconds
 from torchrec_nas.config import Config
 from torchrec_nas.config_utils import ConfigError
 from torchrec_nas.data import DataSplits
@@ -97,13 +95,9 @@ def run_ablation(
     rows = []
     for name, overrides, variant, root in variants:
         supernet = storage.join(root, "supernet.pt")
-        seconds = None
         if not storage.exists(supernet):
-            t0 = time.perf_counter()
             run_supernet(variant, root, LocalRuntime(variant.device), data)
-            seconds = time.perf_counter() - t0
-        elif storage.exists(storage.join(root, "supernet.json")):
-            seconds = json.loads(storage.read_text(storage.join(root, "supernet.json")))["seconds"]
+        seconds = supernet_train_seconds(supernet)
         r = ranking_benchmark(variant, data, root, supernet, side)
         rows.append(
             {

@@ -10,6 +10,7 @@ stand-alone best lies in the supernet's top quarter.
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Sequence
@@ -154,6 +155,16 @@ def standalone_side(cfg: Config, data: DataSplits, out: str | Path) -> dict[str,
     }
 
 
+def supernet_train_seconds(supernet_path: str | Path) -> float | None:
+    """The training seconds ``supernet.json`` beside ``supernet_path`` records (all sessions;
+    ``None`` without one)."""
+    summary = storage.join(str(supernet_path).rsplit("/", 1)[0], "supernet.json")
+    if not storage.exists(summary):
+        return None
+    seconds: float = json.loads(storage.read_text(summary))["seconds"]
+    return seconds
+
+
 def supernet_scores(
     cfg: Config, data: DataSplits, supernet_path: str | Path, archs: Sequence[Architecture]
 ) -> tuple[list[dict[str, float]], float]:
@@ -190,13 +201,11 @@ def ranking_benchmark(
     """
     side = standalone or standalone_side(cfg, data, out)
     archs, results = side["archs"], side["results"]
-    supernet_seconds = 0.0
     if supernet_path is None:
         supernet_path = storage.join(out, "supernet.pt")
         if not storage.exists(supernet_path):
-            t0 = time.perf_counter()
             run_supernet(cfg, out, LocalRuntime(cfg.device), data)
-            supernet_seconds = time.perf_counter() - t0
+    supernet_seconds = supernet_train_seconds(supernet_path)
     scores, scoring_seconds = supernet_scores(cfg, data, supernet_path, archs)
     inherited = [s["logloss"] for s in scores]
     by_seed = [[per[k]["val"]["logloss"] for per in results] for k in range(len(side["seeds"]))]
@@ -230,6 +239,10 @@ def ranking_benchmark(
     }
 
 
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}"
+
+
 def ranking_markdown(result: dict[str, Any]) -> str:
     """The benchmark as Markdown: the summary line and one row per subnet."""
     r = result
@@ -241,7 +254,8 @@ def ranking_markdown(result: dict[str, Any]) -> str:
         f"{'yes' if r['best_in_top_quarter'] else 'no'} (rank {r['best_inherited_rank']}) |",
         "",
         f"Stand-alone side {r['standalone_seconds']:.0f} s, supernet scoring "
-        f"{r['supernet_scoring_seconds']:.0f} s (training {r['supernet_train_seconds']:.0f} s).",
+        f"{r['supernet_scoring_seconds']:.0f} s (supernet training "
+        f"{_seconds(r['supernet_train_seconds'])} s).",
         "",
         "| subnet | MFLOPs | inherited logloss | stand-alone logloss (mean) | per seed |",
         "|---|---|---|---|---|",

@@ -11,6 +11,7 @@ from typing import Any
 from torchrec_nas import storage
 from torchrec_nas.config import Config
 from torchrec_nas.data import DataSplits
+from torchrec_nas.report import seeds_section
 from torchrec_nas.runtime.local import LocalRuntime
 from torchrec_nas.space import Architecture
 from torchrec_nas.stages import run_search, run_supernet, train_final
@@ -41,3 +42,13 @@ def seeds_benchmark(cfg: Config, out: str | Path, data: DataSplits) -> dict[str,
         },
         "versus_baselines": results.get("nasrec", {}).get("versus_baselines", {}),
     }
+
+
+def seeds_markdown(result: dict[str, Any]) -> str:
+    """The benchmark as Markdown: mean ± std per model and the spread verdicts."""
+    results: dict[str, Any] = {
+        name: {"seeds": m["seeds"], "test_seeds": m["test"]} for name, m in result["models"].items()
+    }
+    if "nasrec" in results:
+        results["nasrec"]["versus_baselines"] = result["versus_baselines"]
+    return "\n".join(seeds_section(results)) + "\n"
