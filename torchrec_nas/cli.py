@@ -58,7 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     b = add("bench", "throughput and ranking figures (weight-sharing cost, Kendall tau)")
     b.add_argument(
         "--only",
-        choices=["sharing", "kendall", "codesign"],
+        choices=["sharing", "kendall", "ranking", "ablation", "search", "seeds", "codesign"],
         help="run one measurement (codesign: bit-width search energy, needs bit_choices)",
     )
     show = sub.add_parser("show", help="print an architecture block by block (writes nothing)")

@@ -162,11 +162,14 @@ class TrainConfig(LoopConfig):
             logloss, so no model is judged at a learning rate tuned for another. Empty: only
             ``optimizer.lr``.
         norm_gain_init: initial LayerNorm gain of a NASRec model trained from scratch.
+        seeds: initialization seeds; every model trains with each (the learning rate is chosen
+            on the first) and ``results.json`` reports mean and spread. Empty: ``[seed]``.
     """
 
     baselines: BaselineConfig = field(default_factory=BaselineConfig)
     lr_grid: list[float] = field(default_factory=list)
     norm_gain_init: float = 1.0
+    seeds: list[int] = field(default_factory=list)
 
     def validate(self) -> None:
         super().validate()
@@ -181,14 +184,57 @@ class BenchConfig:
     Args:
         sharing_archs: sampled architectures timed for the weight-sharing cost.
         sharing_steps: training steps per architecture in that measurement.
-        kendall_subnets: random subnets trained stand-alone for the rank correlation.
-        kendall_steps: stand-alone training steps per subnet.
+        kendall_subnets: random subnets of the quick rank figure (``--only kendall``).
+        kendall_steps: stand-alone training steps per subnet of that figure.
+        ranking_subnets: subnets of the ranking benchmark, stratified by FLOPs (at least 2:
+            the smallest and the largest path are always among them).
+        ranking_pool: sampled architectures the FLOPs strata are cut from.
+        ranking_seeds: stand-alone seeds per subnet (the noise ceiling needs 2).
+        ranking_max_epochs: cap of a stand-alone training, in epochs.
+        ranking_max_steps: that cap in steps (overrides ``ranking_max_epochs``).
+        ranking_eval_every: validate a stand-alone training every this many steps.
+        ranking_patience: stop after this many validations without a lower logloss.
+        ranking_eval_batches: validation batches of a stand-alone result (``null``: all).
+        ranking_cache: the stand-alone results file (default ``OUT/standalone_cache.jsonl``).
+        ablation: the entries of ``--only ablation``, ``{NAME: {dotted.config.path: value}}``;
+            each trains a supernet with its overrides and scores the ranking subnets with it.
+        search_seeds: search seeds of evolution against random search.
+        seeds: training seeds of ``--only seeds`` (final training, mean and spread).
     """
 
     sharing_archs: int = 8
     sharing_steps: int = 20
     kendall_subnets: int = 12
     kendall_steps: int = 300
+    ranking_subnets: int = 24
+    ranking_pool: int = 512
+    ranking_seeds: int = 2
+    ranking_max_epochs: float = 2.0
+    ranking_max_steps: int | None = None
+    ranking_eval_every: int = 50
+    ranking_patience: int = 3
+    ranking_eval_batches: int | None = None
+    ranking_cache: str | None = None
+    ablation: dict[str, dict[str, Any]] = field(default_factory=dict)
+    search_seeds: list[int] = field(default_factory=lambda: [1, 2, 3])
+    seeds: list[int] = field(default_factory=lambda: [1, 2, 3])
+
+    def validate(self) -> None:
+        if self.ranking_subnets < 2:
+            raise ValueError(f"ranking_subnets must be at least 2, got {self.ranking_subnets}")
+        if self.ranking_seeds < 1:
+            raise ValueError(f"ranking_seeds must be at least 1, got {self.ranking_seeds}")
+        if self.ranking_max_steps is not None and self.ranking_max_steps < 1:
+            raise ValueError("ranking_max_steps must be at least 1")
+        if not (math.isfinite(self.ranking_max_epochs) and self.ranking_max_epochs > 0):
+            raise ValueError("ranking_max_epochs must be positive")
+        if self.ranking_eval_every < 0 or self.ranking_patience < 0:
+            raise ValueError("ranking_eval_every and ranking_patience must be >= 0")
+        if not self.search_seeds or not self.seeds:
+            raise ValueError("search_seeds and seeds must not be empty")
+        for name, overrides in self.ablation.items():
+            if not name or not overrides:
+                raise ValueError(f"ablation: entry {name!r} needs a name and overrides")
 
 
 @dataclass

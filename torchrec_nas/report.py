@@ -13,6 +13,7 @@ from torchrec_nas.config import Config
 from torchrec_nas.report_data import data_section, record_config, record_data_summary
 from torchrec_nas.search.history import SearchHistory
 from torchrec_nas.space import Architecture
+from torchrec_nas.stages.spread import SPREAD_RULE
 from torchrec_nas.train.checkpoint import write_text_atomic
 
 
@@ -200,10 +201,48 @@ def write_report(cfg: Config, out: str | Path) -> str:
                 f"{_fmt(r['train']['rows_per_second'])} |"
             )
         parts.append("")
+        parts += seeds_section(results)
     parts += record_config(cfg, out)
     path = storage.join(out, "report.md")
     write_text_atomic(path, "\n".join(parts))
     return path
+
+
+def _pm(stat: dict[str, Any] | None) -> str:
+    if not stat:
+        return "-"
+    return f"{_fmt(stat.get('mean'))} ± {_fmt(stat.get('std'))}"
+
+
+def seeds_section(results: dict[str, Any]) -> list[str]:
+    """Mean ± std of test AUC and logloss over ``train.seeds`` and, for the searched model,
+    whether each difference from a baseline is larger than the spread (nothing with one
+    seed)."""
+    rows = {n: r for n, r in results.items() if len(r.get("seeds", [])) > 1 and "test_seeds" in r}
+    if not rows:
+        return []
+    seeds = ", ".join(str(s["seed"]) for s in next(iter(rows.values()))["seeds"])
+    parts = [
+        f"### Over seeds {seeds} (test split, mean ± sample std)",
+        "",
+        "| model | test AUC | test logloss |",
+        "|---|---|---|",
+    ]
+    for name, r in rows.items():
+        ts = r["test_seeds"]
+        parts.append(f"| {name} | {_pm(ts.get('auc'))} | {_pm(ts.get('logloss'))} |")
+    parts.append("")
+    versus = results.get("nasrec", {}).get("versus_baselines", {})
+    for name, cmp in versus.items():
+        words = []
+        for metric in ("auc", "logloss"):
+            c = cmp[metric]
+            verdict = "larger than" if c["beyond_spread"] else "within"
+            words.append(f"{metric} {c['difference']:+.4f} ({verdict} the spread)")
+        parts.append(f"- nasrec against {name}: " + "; ".join(words))
+    if versus:
+        parts += ["", f"A difference is larger than the spread when {SPREAD_RULE}.", ""]
+    return parts
 
 
 def run_demo(cfg: Config, out: str | Path) -> str:

@@ -57,15 +57,21 @@ def load_supernet(cfg: Config, path: str | Path, spec: DataSpec) -> NASRecModel:
 
 
 def final_candidates(
-    cfg: Config, tables: list[EmbeddingBagConfig], dense_in: int, arch: Architecture | None
+    cfg: Config,
+    tables: list[EmbeddingBagConfig],
+    dense_in: int,
+    arch: Architecture | None,
+    seed: int | None = None,
 ) -> list[tuple[str, ModelBuilder, dict[str, Any]]]:
-    """``(name, build, options)`` of the found architecture and the configured baselines."""
+    """``(name, build, options)`` of the found architecture and the configured baselines;
+    ``build`` initializes from ``seed`` (default ``cfg.seed``)."""
+    init_seed = cfg.seed if seed is None else seed
     candidates: list[tuple[str, ModelBuilder, dict[str, Any]]] = []
     if arch is not None:
         cfg.space.validate(arch)
 
         def build_nasrec(a: Architecture = arch) -> nn.Module:
-            torch.manual_seed(cfg.seed)
+            torch.manual_seed(init_seed)
             gain = cfg.train.norm_gain_init
             return NASRecSubnet.build(tables, dense_in, cfg.space, a, norm_gain_init=gain)
 
@@ -80,7 +86,7 @@ def final_candidates(
             options.update(dcn_num_layers=bl.dcn_num_layers, dcn_low_rank_dim=bl.dcn_low_rank_dim)
 
         def build(name: str = name, options: dict[str, Any] = options) -> nn.Module:
-            torch.manual_seed(cfg.seed)
+            torch.manual_seed(init_seed)
             return build_baseline(name, tables, dense_in, **dict(options))
 
         candidates.append((name, build, options))

@@ -22,6 +22,7 @@ from torchrec_nas.runtime.default import default_runtime
 from torchrec_nas.runtime.trainer import Trainer, TrainResult, batches_per_epoch
 from torchrec_nas.space import Architecture
 from torchrec_nas.stages.models import ModelBuilder, final_candidates, model_costs, save_model
+from torchrec_nas.stages.spread import aggregate_seeds, compare_to_baselines
 from torchrec_nas.train.checkpoint import write_json_atomic
 from torchrec_nas.train.metrics import evaluate
 
@@ -62,7 +63,10 @@ def train_final(
 ) -> dict[str, Any]:
     """Trains ``arch`` from scratch and the configured baselines on the same data and budget,
     each at its best dense learning rate of ``train.lr_grid`` by validation logloss;
-    evaluates each on the test split; saves each model (``train/model_<name>.pt``, in the
+    evaluates each on the test split; with several ``train.seeds`` trains each model with each
+    seed (``train/<name>/seed_<s>``; the learning rate is chosen on the first seed) and adds
+    ``seeds`` (per-seed rows), ``test_seeds`` (mean and std of test AUC and logloss) and, on
+    the searched model, ``versus_baselines`` (see :mod:`torchrec_nas.stages.spread`); saves each model (``train/model_<name>.pt``, in the
     one-process format); writes ``train/results.json``. Finished trials are not retrained.
 
     Args:
@@ -82,12 +86,17 @@ def train_final(
     dense_in = len(data.spec.dense_names)
     sample = next(iter(data.test))
     grid = cfg.train.lr_grid or [cfg.train.optimizer.lr]
+    seeds = cfg.train.seeds or [cfg.seed]
+    # One seed equal to the run's seed keeps the single-seed layout (train/<name>[/lr_x]).
+    seed_dirs = seeds != [cfg.seed]
+    builders = {s: final_candidates(cfg, tables, dense_in, arch, seed=s) for s in seeds}
     results: dict[str, Any] = {}
-    for name, build, options in final_candidates(cfg, tables, dense_in, arch):
+    for k, (name, build, options) in enumerate(builders[seeds[0]]):
+        base = f"train/{name}" + (f"/seed_{seeds[0]}" if seed_dirs else "")
         trials: dict[str, Any] = {}
         best: tuple[float, float, nn.Module, TrainResult] | None = None
         for lr in grid:
-            trial = f"train/{name}" + (f"/lr_{lr:g}" if len(grid) > 1 else "")
+            trial = base + (f"/lr_{lr:g}" if len(grid) > 1 else "")
             model, res = train_trial(cfg, out, runtime, data, name, build, lr, trial)
             val = res.val.logloss if res.val else math.nan
             trials[f"{lr:g}"] = {"val_logloss": val, "train": res.to_dict()}
@@ -106,6 +115,18 @@ def train_final(
             # FLOPs and parameter counts do not depend on the weights: count a fresh copy.
             **model_costs(build(), sample),
         }
+        entry["seeds"] = [{"seed": seeds[0], "test": entry["test"], "val": entry["val"]}]
+        for s in seeds[1:]:
+            # Further seeds train at the learning rate the first chose.
+            other = builders[s][k][1]
+            trial = f"train/{name}/seed_{s}"
+            m, r = train_trial(cfg, out, runtime, data, name, other, lr, trial)
+            m.eval()
+            t = evaluate(m, runtime.share(data.test, None), None, runtime.device)
+            entry["seeds"].append(
+                {"seed": s, "test": t.to_dict(), "val": r.val.to_dict() if r.val else None}
+            )
+        entry["test_seeds"] = aggregate_seeds([row["test"] for row in entry["seeds"]])
         if name == "nasrec" and arch is not None:
             # PyTorch's counter skips the CPU attention kernel; count NASRec's own way, as the
             # search did (matrix products plus element-wise work).
@@ -119,6 +140,8 @@ def train_final(
                 meta = {"spec": data.spec.to_dict(), "space": asdict(cfg.space), "options": options}
                 save_model(whole, storage.join(out, "train", f"model_{name}.pt"), **meta)
         results[name] = entry
+    if "nasrec" in results:
+        results["nasrec"]["versus_baselines"] = compare_to_baselines(results)
     if runtime.is_primary:
         write_json_atomic(storage.join(out, "train", "results.json"), results)
     runtime.barrier()
