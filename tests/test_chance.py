@@ -103,3 +103,22 @@ def test_candidates_within_their_noise_are_flagged() -> None:
     assert flat is not None and "span 0.0080, less than their noise" in flat
     assert spread_warning(_history([0.45, 0.50, 0.55], rows=4096)) is None
     assert spread_warning(_history([0.69], rows=4096)) is None
+
+
+def test_report_says_when_the_supernet_is_at_chance(tmp_path: Path) -> None:
+    from torchrec_nas.config import Config
+    from torchrec_nas.report import write_report
+
+    summary = {
+        "steps": 15,
+        "rows_per_second": 100.0,
+        "final_loss": 0.69,
+        "val": None,
+        "probe_ne": 1.002,
+        "at_chance": True,
+        "chance_message": "supernet: at chance (validation NE 1.002 >= 0.99 after 15 steps)",
+    }
+    (tmp_path / "supernet.json").write_text(json.dumps(summary))
+    text = Path(write_report(Config(), tmp_path)).read_text()
+    assert "path: 1.0020 (**at chance**)" in text
+    assert "**Supernet at chance:** supernet: at chance" in text

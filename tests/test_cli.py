@@ -150,7 +150,7 @@ def test_architecture_outside_the_space_is_refused(
 
 def test_default_config_loads() -> None:
     cfg = Config.load(Path(__file__).parents[1] / "configs" / "demo.yaml")
-    assert cfg.space.dense_ops == ("fc", "gating", "sum", "dot")
+    assert cfg.space.dense_ops == ("fc", "gating", "sum", "dot", "cross")
     for name in ("nasrec-criteo.yaml", "nasrec-small-criteo.yaml"):
         full = Config.load(Path(__file__).parents[1] / "configs" / name)
         assert full.search.total_candidates == 2048 and full.search.finetune.steps == 500

@@ -154,6 +154,13 @@ def write_report(cfg: Config, out: str | Path) -> str:
             parts.append(
                 f"- validation of a fixed wide path: logloss {_fmt(v['logloss'])}, AUC {_fmt(v['auc'])}"
             )
+        if "probe_ne" in supernet:
+            verdict = "**at chance**" if supernet.get("at_chance") else "learned"
+            parts.append(
+                f"- normalized entropy of that path: {_fmt(supernet['probe_ne'])} ({verdict})"
+            )
+        if supernet.get("chance_message"):
+            parts.append(f"- **Supernet at chance:** {supernet['chance_message']}")
         if _plot_training(
             _read_jsonl(storage.join(out, "supernet", "train_log.jsonl")),
             storage.join(out, "supernet_loss.png"),
@@ -163,10 +170,16 @@ def write_report(cfg: Config, out: str | Path) -> str:
         parts.append("")
     history_path = storage.join(out, "history.jsonl")
     history = SearchHistory(history_path) if storage.exists(history_path) else None
+    search_path = storage.join(out, "search.json")
+    warning = None
+    if storage.exists(search_path):
+        warning = json.loads(storage.read_text(search_path)).get("warning")
     if history is not None and len(history):
         best = history.best()
+        parts += ["## Search"]
+        if warning:
+            parts += [f"- **Warning:** {warning}"]
         parts += [
-            "## Search",
             f"- strategy: {cfg.search.strategy}; candidates: {len(history)}; evaluated: "
             f"{history.evaluated}; skipped as already seen (canonical hash): "
             f"{len(history) - history.evaluated}",
