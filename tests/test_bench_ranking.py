@@ -14,13 +14,14 @@ from torchrec_nas.bench import run_bench
 from torchrec_nas.bench import standalone as standalone_mod
 from torchrec_nas.bench.ablation import apply_overrides, entry_dir, parse_set
 from torchrec_nas.bench.ranking import kendall_tau, ranking_summary, spearman_rho
-from torchrec_nas.bench.selection import smallest_path, stratified_subnets
+from torchrec_nas.bench.selection import stratified_subnets
 from torchrec_nas.bench.standalone import StandaloneCache, StandaloneTrainer
 from torchrec_nas.config import Config
 from torchrec_nas.config_utils import ConfigError
 from torchrec_nas.hardware.flops import architecture_costs
 from torchrec_nas.runtime.local import LocalRuntime
 from torchrec_nas.space import SearchSpace
+from torchrec_nas.train.sampling import smallest_path
 
 SPACE = SearchSpace.from_mapping(
     {"preset": "nasrec-full", "dense_dims": [16, 32, 64], "sparse_tokens": [4, 8]}
@@ -74,7 +75,7 @@ def test_stratified_selection_includes_both_extremes_and_is_deterministic() -> N
     assert sorted(costs[1:-1]) == costs[1:-1]  # one per stratum, in FLOPs order
     other = stratified_subnets(SPACE, flops, 8, seed=4, pool=64)
     assert [a.canonical_hash() for a in other] != [a.canonical_hash() for a in archs]
-    assert SPACE.contains(smallest_path(SPACE, random.Random(1)))
+    assert SPACE.contains(smallest_path(SPACE, random.Random(1), raw_inputs_only=True))
 
 
 def test_figures_on_a_hand_made_example() -> None:

@@ -5,37 +5,8 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
-from torchrec_nas.space import Architecture, BlockConfig, SearchSpace
-from torchrec_nas.train.sampling import largest_path
-
-
-def smallest_path(space: SearchSpace, rng: random.Random) -> Architecture:
-    """The narrowest subnet with uniformly drawn operators: every width at its minimum, each
-    block reading only the raw input, both interaction bits off (so only the last block reaches
-    the logit: the fewest FLOPs its operators allow).
-
-    Example::
-
-        arch = smallest_path(SearchSpace.preset("nasrec-small"), random.Random(0))
-    """
-    blocks = []
-    for i in range(space.num_blocks):
-        base = space.sample_block(i, rng)
-        blocks.append(
-            BlockConfig(
-                dense_op=base.dense_op,
-                sparse_op=base.sparse_op,
-                dense_dim=min(space.dense_dims),
-                sparse_tokens=min(space.sparse_tokens),
-                dense_inputs=(0,),
-                sparse_inputs=(0,),
-                dense_to_sparse=False,
-                sparse_to_dense=False,
-                weight_bits=base.weight_bits,
-                activation_bits=base.activation_bits,
-            )
-        )
-    return Architecture(tuple(blocks))
+from torchrec_nas.space import Architecture, SearchSpace
+from torchrec_nas.train.sampling import largest_path, smallest_path
 
 
 def stratified_subnets(
@@ -48,7 +19,7 @@ def stratified_subnets(
 ) -> list[Architecture]:
     """``count`` architectures with distinct canonical hashes spread over the FLOPs range.
 
-    The largest and the smallest path (:func:`largest_path`, :func:`smallest_path`; of
+    The largest and the smallest path (:func:`largest_path`, :func:`~torchrec_nas.train.sampling.smallest_path` reading only raw inputs; of
     ``draws`` operator draws each, the one with the most, and the fewest, FLOPs) are always
     included; the other ``count - 2`` are one draw from each of ``count - 2`` equal quantile
     strata of ``pool`` sampled architectures sorted by FLOPs. Deterministic in ``seed``.
@@ -70,7 +41,7 @@ def stratified_subnets(
     rng = random.Random(f"{seed}:ranking")
     extremes = [
         max((largest_path(space, rng) for _ in range(draws)), key=flops),
-        min((smallest_path(space, rng) for _ in range(draws)), key=flops),
+        min((smallest_path(space, rng, True) for _ in range(draws)), key=flops),
     ]
     taken = {a.canonical_hash() for a in extremes}
     sampled = [

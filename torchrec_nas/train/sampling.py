@@ -128,13 +128,30 @@ def largest_path(space: SearchSpace, rng: random.Random) -> Architecture:
     return _extreme_path(space, rng, largest=True)
 
 
-def smallest_path(space: SearchSpace, rng: random.Random) -> Architecture:
+def smallest_path(
+    space: SearchSpace, rng: random.Random, raw_inputs_only: bool = False
+) -> Architecture:
     """The narrowest subnet with uniformly drawn operators: every width at its minimum, each
-    block reading one earlier output per path (chosen uniformly), interaction bits off."""
-    return _extreme_path(space, rng, largest=False)
+    block reading one earlier output per path (chosen uniformly), interaction bits off.
+
+    With ``raw_inputs_only`` every block reads only the raw inputs (output 0), so only the last
+    block reaches the logit: the fewest FLOPs its operators allow.
+
+    Example::
+
+        arch = smallest_path(SearchSpace.preset("nasrec-small"), random.Random(0))
+    """
+    return _extreme_path(space, rng, largest=False, raw_inputs_only=raw_inputs_only)
 
 
-def _extreme_path(space: SearchSpace, rng: random.Random, largest: bool) -> Architecture:
+def _extreme_path(
+    space: SearchSpace, rng: random.Random, largest: bool, raw_inputs_only: bool = False
+) -> Architecture:
+    def inputs(i: int, count: int) -> tuple[int, ...]:
+        if raw_inputs_only:
+            return (0,)
+        return tuple(sorted(rng.sample(range(i + 1), count)))
+
     blocks = []
     for i in range(space.num_blocks):
         base = space.sample_block(i, rng)
@@ -146,8 +163,8 @@ def _extreme_path(space: SearchSpace, rng: random.Random, largest: bool) -> Arch
                 sparse_op=base.sparse_op,
                 dense_dim=max(space.dense_dims) if largest else min(space.dense_dims),
                 sparse_tokens=max(space.sparse_tokens) if largest else min(space.sparse_tokens),
-                dense_inputs=tuple(sorted(rng.sample(range(i + 1), count))),
-                sparse_inputs=tuple(sorted(rng.sample(range(i + 1), count))),
+                dense_inputs=inputs(i, count),
+                sparse_inputs=inputs(i, count),
                 dense_to_sparse=bits,
                 sparse_to_dense=bits,
                 weight_bits=base.weight_bits,
