@@ -231,3 +231,62 @@ def test_new_operators_build_and_materialize_alike(bits: tuple[int, ...]) -> Non
             torch.testing.assert_close(reference.eval()(batch), supernet(batch, arch))
             reference.load_state_dict(built.state_dict())
             torch.testing.assert_close(built.eval()(batch), reference(batch))
+
+
+def test_dcn_architecture_is_torchrecs_dcn_without_norms_and_head_tokens() -> None:
+    # layer_norm: false and a head that reads the dense output only: the architecture is
+    # DLRM_DCN itself; TorchRec's weights, copied in order, give TorchRec's logits.
+    space = SearchSpace.from_mapping(
+        {**dataclasses.asdict(_small_space()), "layer_norm": False, "head_tokens": [True, False]}
+    )
+    arch = dcn_architecture(space, DENSE_ARCH, OVER_ARCH)
+    assert not arch.head_tokens
+    tables = tiny_tables(num_features=26, rows=10)
+    torch.manual_seed(0)
+    baseline = build_baseline(
+        "dcn", tables, 13, dense_arch_layer_sizes=DENSE_ARCH, over_arch_layer_sizes=OVER_ARCH
+    ).eval()
+    subnet = NASRecSubnet.build(tables, 13, space, arch).eval()
+    theirs, ours = baseline.model.state_dict(), subnet.state_dict()
+    assert [v.shape for v in theirs.values()] == [v.shape for v in ours.values()]
+    subnet.load_state_dict(dict(zip(ours, theirs.values())))
+    batch = _criteo_batch(8)
+    with torch.no_grad():
+        torch.testing.assert_close(subnet(batch), baseline(batch))
+    # FLOPs: the same layers (element-wise work only on top).
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        baseline(_criteo_batch(4))
+    flops = architecture_costs(arch, space, 13, tables, None)["flops"]
+    assert counter.get_total_flops() / 4 < flops < 1.01 * counter.get_total_flops() / 4
+
+
+def test_head_tokens_is_a_gene_when_searched() -> None:
+    space = SearchSpace.from_mapping({**DEMO_WIDTHS, "head_tokens": [True, False]})
+    rng = random.Random(0)
+    heads = {space.sample(rng).head_tokens for _ in range(20)}
+    assert heads == {True, False}
+    arch = space.sample(rng)
+    flipped = [space.mutate(arch, rng) for _ in range(200)]
+    assert any(a.head_tokens != arch.head_tokens for a in flipped)
+    headless = dataclasses.replace(arch, head_tokens=False)
+    assert headless.canonical_hash() != dataclasses.replace(arch, head_tokens=True).canonical_hash()
+    assert Architecture.from_json(headless.to_json()) == headless
+    with pytest.raises(ArchitectureError, match="head_tokens: false is not among"):
+        SearchSpace.from_mapping(DEMO_WIDTHS).validate(headless)
+    # The classifier reads fewer features, and a supernet and its subnet still agree, with
+    # and without LayerNorms.
+    for norm in (True, False):
+        normed = dataclasses.replace(space, layer_norm=norm)
+        torch.manual_seed(0)
+        model = NASRecModel(tiny_tables(num_features=26, rows=10), 13, normed).train()
+        batch = _criteo_batch(8)
+        model(batch, headless)  # quantizers and norms see one training batch
+        model.eval()
+        with torch.no_grad():
+            subnet = model.materialize(headless).eval()
+            torch.testing.assert_close(subnet(batch), model(batch, headless))
+        last = headless.blocks[-1].dense_dim
+        assert subnet.interaction.classifier.in_features == last
+        norms = [m for m in subnet.modules() if isinstance(m, torch.nn.LayerNorm)]
+        assert bool(norms) == norm

@@ -11,17 +11,17 @@ from typing import Any
 import pytest
 
 from torchrec_nas.bench import run_bench
-from torchrec_nas.bench import standalone as standalone_mod
 from torchrec_nas.bench.ablation import apply_overrides, entry_dir, parse_set
 from torchrec_nas.bench.ranking import kendall_tau, ranking_summary, spearman_rho
 from torchrec_nas.bench.selection import stratified_subnets
-from torchrec_nas.bench.standalone import StandaloneCache, StandaloneTrainer
 from torchrec_nas.config import Config
 from torchrec_nas.config_utils import ConfigError
 from torchrec_nas.hardware.flops import architecture_costs
 from torchrec_nas.runtime.local import LocalRuntime
 from torchrec_nas.space import SearchSpace
+from torchrec_nas.train import standalone as standalone_mod
 from torchrec_nas.train.sampling import smallest_path
+from torchrec_nas.train.standalone import StandaloneCache, StandaloneTrainer
 
 SPACE = SearchSpace.from_mapping(
     {"preset": "nasrec-full", "dense_dims": [16, 32, 64], "sparse_tokens": [4, 8]}
@@ -107,7 +107,9 @@ def test_cache_hit_skips_training_and_a_torn_cache_resumes(
     data = LocalRuntime("cpu").data(cfg)
     calls: list[tuple[str, int]] = []
 
-    def fake_train(cfg: Config, data: Any, runtime: Any, arch: Any, seed: int) -> dict[str, Any]:
+    def fake_train(
+        cfg: Config, data: Any, runtime: Any, arch: Any, seed: int, loop: Any = None
+    ) -> dict[str, Any]:
         calls.append((arch.canonical_hash(), seed))
         return {"val": {"logloss": 0.5 + seed / 100, "auc": 0.7}, "seconds": 1.0, "steps": 3}
 

@@ -9,6 +9,7 @@ import random
 from pathlib import Path
 
 import pytest
+import torch
 
 from torchrec_nas.config import Config
 from torchrec_nas.report import seeds_section
@@ -123,3 +124,30 @@ def test_one_seed_keeps_the_single_seed_layout(tmp_path: Path) -> None:
         results["dlrm"]["test_seeds"]["auc"]["std"] is None
     )
     assert seeds_section(results) == []
+
+
+def test_layer_norm_grid_trains_the_searched_model_both_ways(tmp_path: Path) -> None:
+    from torchrec_nas.stages.models import load_model
+
+    cfg_path = tmp_path / "tiny.yaml"
+    cfg_path.write_text(TINY)
+    cfg = Config.load(cfg_path)
+    train = dataclasses.replace(cfg.train, layer_norm_grid=[True, False], lr_grid=[0.05, 0.1])
+    cfg = dataclasses.replace(cfg, train=train)
+    data = LocalRuntime("cpu").data(cfg)
+    arch = cfg.space.sample(random.Random(1))
+    out = tmp_path / "run"
+    results = train_final(cfg, out, arch, data)
+    nasrec = results["nasrec"]
+    assert set(nasrec["lr_trials"]) == {
+        f"{lr},layer_norm={n}" for lr in ("0.05", "0.1") for n in ("true", "false")
+    }
+    best = min(nasrec["lr_trials"].values(), key=lambda t: t["val_logloss"])
+    assert nasrec["val"]["logloss"] == best["val_logloss"]
+    assert set(results["dlrm"]["lr_trials"]) == {"0.05", "0.1"}  # baselines have no norms
+    without = out / "train" / "nasrec" / "seed_5" / "lr_0.05" / "layer_norm_false"
+    assert (without / "train_log.jsonl").exists()
+    # The saved model is built as chosen: with or without LayerNorms.
+    model = load_model(out / "train" / "model_nasrec.pt")
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.LayerNorm)]
+    assert bool(norms) == nasrec["layer_norm"]

@@ -14,7 +14,8 @@ has a dense path and a sparse path:
   dense output. Both read the operators' results before these bits apply, so they never form a
   cycle.
 
-The classifier reads the last block's dense and sparse outputs. What an operator is (binary,
+The classifier reads the last block's dense output and, when the architecture's ``head_tokens``
+is true (NASRec's head), its sparse output too. What an operator is (binary,
 reading sparse inputs) comes from :mod:`torchrec_nas.modules.operators.registry`.
 """
 
@@ -88,6 +89,12 @@ class BlockConfig:
 class Architecture:
     """A subnet of the supernet: one :class:`BlockConfig` per block. Plain data.
 
+    Args:
+        blocks: the blocks' choices.
+        head_tokens: whether the classifier reads the last block's tokens beside its dense
+            output (NASRec's head). DLRM's and DCN-v2's final layer reads the dense output
+            only; a space lists which values it allows (``SearchSpace.head_tokens``).
+
     Example::
 
         arch = SearchSpace.preset("nasrec-small").sample(random.Random(0))
@@ -96,9 +103,16 @@ class Architecture:
     """
 
     blocks: tuple[BlockConfig, ...]
+    head_tokens: bool = True
 
     def to_dict(self) -> dict[str, Any]:
-        return {"version": ARCHITECTURE_JSON_VERSION, "blocks": [b.to_dict() for b in self.blocks]}
+        d: dict[str, Any] = {
+            "version": ARCHITECTURE_JSON_VERSION,
+            "blocks": [b.to_dict() for b in self.blocks],
+        }
+        if not self.head_tokens:  # files of NASRec heads stay as they were
+            d["head_tokens"] = False
+        return d
 
     def to_json(self, indent: int | None = None) -> str:
         return json.dumps(self.to_dict(), indent=indent, sort_keys=indent is not None)
@@ -114,6 +128,16 @@ class Architecture:
                 f"{where}: architecture JSON version {version!r} is not supported "
                 f"(this version of torchrec_nas reads version {ARCHITECTURE_JSON_VERSION})"
             )
+        unknown = sorted(set(data) - {"version", "blocks", "head_tokens"})
+        if unknown:
+            raise ArchitectureError(
+                f"{where}: unknown field {unknown[0]!r} (known: version, blocks, head_tokens)"
+            )
+        head_tokens = data.get("head_tokens", True)
+        if not isinstance(head_tokens, bool):
+            raise ArchitectureError(
+                f"{where}: head_tokens must be true or false, not {head_tokens!r}"
+            )
         blocks_data = data["blocks"]
         if not isinstance(blocks_data, list) or not blocks_data:
             raise ArchitectureError(f"{where}: 'blocks' must be a non-empty list")
@@ -123,7 +147,7 @@ class Architecture:
                 blocks.append(from_mapping(BlockConfig, b, f"{where}: block {i}"))
             except ConfigError as e:
                 raise ArchitectureError(str(e)) from e
-        return Architecture(tuple(blocks))
+        return Architecture(tuple(blocks), head_tokens)
 
     @staticmethod
     def from_json(text: str, where: str = "architecture") -> Architecture:
@@ -186,7 +210,8 @@ def liveness(arch: Architecture) -> list[BlockLiveness]:
     n = len(arch.blocks)
     dense_out = [False] * (n + 1)  # indexed by output index; 0 is the raw input
     sparse_out = [False] * (n + 1)
-    dense_out[n] = sparse_out[n] = True
+    dense_out[n] = True
+    sparse_out[n] = arch.head_tokens
     result: list[BlockLiveness] = [BlockLiveness(False, False, False, False)] * n
     for i in range(n - 1, -1, -1):
         b = arch.blocks[i]
@@ -246,7 +271,7 @@ def canonicalize(arch: Architecture) -> Architecture:
                 activation_bits=b.activation_bits,
             )
         )
-    return Architecture(tuple(blocks))
+    return Architecture(tuple(blocks), arch.head_tokens)
 
 
 _DEAD_BLOCK = BlockConfig(NO_OPERATOR, NO_OPERATOR, 0, 0, (), ())

@@ -163,10 +163,9 @@ def describe(arch: Architecture, space: SearchSpace | None = None) -> str:
         tokens += f"+{space.dense_to_sparse_tokens}" if space is not None else " + d->s"
     width = f" x {space.embedding_dim}" if space is not None else ""
     dead = [str(v.index) for v in views if not v.alive]
-    lines.append(
-        f"classifier reads out {len(arch.blocks)}: {last.dense_dim} dense features and "
-        f"{tokens} tokens{width}"
-    )
+    reads = f"{last.dense_dim} dense features"
+    reads += f" and {tokens} tokens{width}" if arch.head_tokens else " (not its tokens)"
+    lines.append(f"classifier reads out {len(arch.blocks)}: {reads}")
     lines.append(
         f"live blocks: {len(views) - len(dead)} of {len(views)}"
         + (f" (dead: {', '.join(dead)})" if dead else "")
@@ -358,6 +357,8 @@ def plot_architecture(arch: Architecture, out_png: str | Path, title: str | None
                     )
                 )
     for x, color in ((-half / 2, DENSE_COLOR), (half / 2, SPARSE_COLOR)):
+        if color == SPARSE_COLOR and not arch.head_tokens:
+            color = UNUSED_COLOR  # the head reads the dense output only
         a, b = (x, -n * _ROW - _BOX_HEIGHT / 2), (x, y_out + _BOX_HEIGHT / 2)
         ax.add_patch(FancyArrowPatch(a, b, color=color, lw=1.4, **arrow))
     handles = [

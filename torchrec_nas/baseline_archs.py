@@ -13,15 +13,16 @@ for example ``dense_ops: [fc, gating, sum, dot, cross, dlrm_dot]``):
 - one ``fc`` block per further hidden layer of the over arch; the classifier is its last layer.
 
 Unused leading blocks (the space has more blocks than the model has layers) are dead: they
-cannot reach the logit and cost nothing.
+cannot reach the logit and cost nothing. In a space with ``layer_norm: false`` and
+``head_tokens: [false]`` (or ``[true, false]``) the architecture computes the baseline's
+function (DLRM up to ``dlrm_dot``'s extra layer, below); otherwise it differs as follows:
 
-How the result differs from the baseline, within its last block and its normalizations:
-
-- every block's dense output goes through a LayerNorm (NASRec's blocks), where DLRM feeds the
-  ReLU output straight into the next layer;
-- the last block's sparse path is live, as the classifier always reads it: an ``efc`` (if the
-  space has it) of the raw tokens to the fewest tokens the space allows, whose flattened tokens
-  the classifier reads beside the over arch's last hidden layer;
+- in a space with ``layer_norm: true`` every block's dense output goes through a LayerNorm
+  (NASRec's blocks), where DLRM feeds the ReLU output straight into the next layer;
+- in a space whose ``head_tokens`` allows ``false`` the classifier reads the over arch's last
+  hidden layer only, as DLRM's does; otherwise the last block's sparse path is live: an
+  ``efc`` (if the space has it) of the raw tokens to the fewest tokens the space allows, whose
+  flattened tokens the classifier reads beside that layer;
 - ``dlrm_dot`` projects its dense input to the embedding width (``W_d``) before the dot
   products, one ``E x E`` layer more than DLRM (the identity reproduces DLRM).
 
@@ -151,4 +152,4 @@ def _baseline(
         # the raw dense features, the others the block before; every sparse path (read by the
         # interaction and the classifier) reads the raw tokens.
         blocks.append(block(op, dim, dead + k if k > 0 else 0))
-    return Architecture(tuple(blocks))
+    return Architecture(tuple(blocks), head_tokens=min(space.head_tokens))

@@ -27,7 +27,7 @@ from torchrec_nas.config_utils import ConfigError, from_mapping, load_yaml, to_m
 from torchrec_nas.data import DataConfig
 from torchrec_nas.data.config import check_local_inputs
 from torchrec_nas.distributed.config import DistributedConfig
-from torchrec_nas.search.config import FinetuneConfig
+from torchrec_nas.search.config import FinetuneConfig, RerankConfig
 from torchrec_nas.search.evolution import EvolutionConfig
 from torchrec_nas.search.objective import ObjectiveConfig
 from torchrec_nas.space import SearchSpace
@@ -119,9 +119,12 @@ class SearchConfig(EvolutionConfig):
     Args:
         allow_chance: search even when the supernet is at chance (see
             :class:`SupernetConfig`'s ``chance_ne``); the CLI's ``--allow-chance``.
+        rerank: short stand-alone training of the best few candidates before the pick
+            (:class:`~torchrec_nas.search.config.RerankConfig`; off by default).
     """
 
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    rerank: RerankConfig = field(default_factory=RerankConfig)
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     progress: bool = True
     allow_chance: bool = False
@@ -164,12 +167,18 @@ class TrainConfig(LoopConfig):
         norm_gain_init: initial LayerNorm gain of a NASRec model trained from scratch.
         seeds: initialization seeds; every model trains with each (the learning rate is chosen
             on the first) and ``results.json`` reports mean and spread. Empty: ``[seed]``.
+        layer_norm_grid: LayerNorm settings tried for the searched model (``[true, false]``:
+            with and without a LayerNorm after each block), chosen on validation together
+            with the learning rate. The supernet needs its LayerNorms to train stably; a fixed
+            model may train better without them (DCN-v2 does). Empty: the space's
+            ``layer_norm``.
     """
 
     baselines: BaselineConfig = field(default_factory=BaselineConfig)
     lr_grid: list[float] = field(default_factory=list)
     norm_gain_init: float = 1.0
     seeds: list[int] = field(default_factory=list)
+    layer_norm_grid: list[bool] = field(default_factory=list)
 
     def validate(self) -> None:
         super().validate()

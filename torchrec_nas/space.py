@@ -74,6 +74,12 @@ class SearchSpace:
         attention_heads: heads of the attention operator.
         bit_choices: weight/activation bit widths searched per block; empty means full
             precision and no bit genes.
+        layer_norm: whether each block's outputs pass through a LayerNorm (NASRec's blocks;
+            the reference code's ``use_layernorm``). Without it a block's output is its
+            operator's result, as in DLRM's and DCN-v2's MLPs.
+        head_tokens: the values an architecture's ``head_tokens`` may take (whether the
+            classifier reads the last block's tokens): ``[true]`` is NASRec's head,
+            ``[false]`` DLRM's and DCN-v2's, ``[true, false]`` searches it.
 
     Example::
 
@@ -96,6 +102,8 @@ class SearchSpace:
     interaction_bits: bool = True
     attention_heads: int = 2
     bit_choices: tuple[int, ...] = field(default=())
+    layer_norm: bool = True
+    head_tokens: tuple[bool, ...] = (True,)
 
     def __post_init__(self) -> None:
         """Checks the space itself; a bad field raises ``ValueError`` naming it."""
@@ -130,6 +138,8 @@ class SearchSpace:
             raise ValueError("embedding_dim, max_inputs and attention_heads must be positive")
         if any(b < 1 or b > 32 for b in self.bit_choices):
             raise ValueError("bit_choices must be between 1 and 32")
+        if not self.head_tokens or len(set(self.head_tokens)) != len(self.head_tokens):
+            raise ValueError(f"head_tokens must list true, false or both once: {self.head_tokens}")
 
     def _operator_fields(self) -> tuple[tuple[str, OperatorKind, tuple[str, ...]], ...]:
         return (("dense_ops", "dense", self.dense_ops), ("sparse_ops", "sparse", self.sparse_ops))
@@ -218,7 +228,10 @@ class SearchSpace:
 
     def sample(self, rng: random.Random) -> Architecture:
         """Single-operator any-connection sampling of a whole architecture."""
-        return Architecture(tuple(self.sample_block(i, rng) for i in range(self.num_blocks)))
+        blocks = tuple(self.sample_block(i, rng) for i in range(self.num_blocks))
+        # Drawn only when searched, so spaces with one head sample as they always did.
+        head = rng.choice(self.head_tokens) if len(self.head_tokens) > 1 else self.head_tokens[0]
+        return Architecture(blocks, head)
 
     def largest(self) -> Architecture:
         """A fixed, large architecture: widest choices, every block reading its predecessor
@@ -240,7 +253,7 @@ class SearchSpace:
                     max(self.bit_choices) if self.bit_choices else None,
                 )
             )
-        return Architecture(tuple(blocks))
+        return Architecture(tuple(blocks), max(self.head_tokens))
 
     def genes(self) -> list[str]:
         """Names of the fields a mutation may change."""
@@ -256,6 +269,8 @@ class SearchSpace:
             names += ["dense_to_sparse", "sparse_to_dense"]
         if self.bit_choices:
             names += ["weight_bits", "activation_bits"]
+        if len(self.head_tokens) > 1:
+            names.append("head_tokens")  # the architecture's, not a block's
         return names
 
     def _choices(self, gene: str) -> Sequence[Any]:
@@ -280,11 +295,15 @@ class SearchSpace:
         in :meth:`sample`.
         """
         blocks = list(arch.blocks)
+        head = arch.head_tokens
         genes = self.genes()
         for _ in range(num_mutations):
             for _attempt in range(100):
                 i = rng.randrange(len(blocks))
                 gene = rng.choice(genes)
+                if gene == "head_tokens":
+                    head = not head
+                    break
                 old = getattr(blocks[i], gene)
                 if gene in ("dense_inputs", "sparse_inputs"):
                     if i == 0:
@@ -298,7 +317,7 @@ class SearchSpace:
                 if new != old:
                     blocks[i] = dataclasses.replace(blocks[i], **{gene: new})
                     break
-        return Architecture(tuple(blocks))
+        return Architecture(tuple(blocks), head)
 
     # ---- validation -------------------------------------------------------------------------
 
@@ -311,6 +330,12 @@ class SearchSpace:
             )
         for i, b in enumerate(arch.blocks):
             self._check_block(i, b)
+        if arch.head_tokens not in self.head_tokens:
+            allowed = [str(v).lower() for v in self.head_tokens]
+            raise ArchitectureError(
+                f"head_tokens: {str(arch.head_tokens).lower()} is not among the space's "
+                f"choices {allowed}"
+            )
 
     def _check_block(self, i: int, b: BlockConfig) -> None:
         def fail(name: str, msg: str) -> None:

@@ -19,7 +19,6 @@ from typing import Any
 
 from torchrec_nas import storage
 from torchrec_nas.bench.selection import stratified_subnets
-from torchrec_nas.bench.standalone import StandaloneTrainer
 from torchrec_nas.config import Config
 from torchrec_nas.data import DataSplits
 from torchrec_nas.hardware.flops import architecture_costs
@@ -27,6 +26,7 @@ from torchrec_nas.runtime.local import LocalRuntime
 from torchrec_nas.search.evaluator import SupernetEvaluator
 from torchrec_nas.space import Architecture
 from torchrec_nas.stages import load_supernet, run_supernet
+from torchrec_nas.train.standalone import StandaloneTrainer
 
 
 def kendall_tau(x: Sequence[float], y: Sequence[float]) -> float:

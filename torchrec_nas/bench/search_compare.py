@@ -16,7 +16,6 @@ from typing import Any
 
 from torchrec_nas import storage
 from torchrec_nas.bench.ranking import cache_path
-from torchrec_nas.bench.standalone import StandaloneTrainer
 from torchrec_nas.config import Config
 from torchrec_nas.data import DataSplits
 from torchrec_nas.hardware.flops import architecture_costs
@@ -27,6 +26,7 @@ from torchrec_nas.search.history import SearchHistory
 from torchrec_nas.space import Architecture
 from torchrec_nas.stages import load_supernet, run_supernet
 from torchrec_nas.stages.spread import SPREAD_RULE, beyond_spread, mean_std
+from torchrec_nas.train.standalone import StandaloneTrainer
 
 STRATEGIES = ("evolution", "random")
 METRICS = ("test_auc", "test_logloss", "val_auc", "val_logloss")

@@ -21,7 +21,8 @@ from torchrec_nas.space import SearchSpace
 
 class ChoiceBlock(nn.Module):
     """The supernet's block ``index``: one module per operator of the space (keyed by the
-    operator's name), a LayerNorm after each, and the interaction projections.
+    operator's name), a LayerNorm after each (if the space's ``layer_norm``), and the
+    interaction projections.
 
     Args:
         index: position of the block (it reads outputs ``0..index``).
@@ -56,14 +57,16 @@ class ChoiceBlock(nn.Module):
             op = operator_class(name)(shape)
             assert isinstance(op, DenseOperator), f"{name} is not a DenseOperator"
             self.dense_ops[op.spec.name] = self._dense_by_name[name] = op
-            self.dense_norms[op.spec.name] = ElasticLayerNorm(dmax, gain_init=norm_gain_init)
+            if space.layer_norm:
+                self.dense_norms[op.spec.name] = ElasticLayerNorm(dmax, gain_init=norm_gain_init)
         for name in space.sparse_ops:
             sparse_op = operator_class(name)(shape)
             assert isinstance(sparse_op, SparseOperator), f"{name} is not a SparseOperator"
             self.sparse_ops[sparse_op.spec.name] = self._sparse_by_name[name] = sparse_op
-            token_norm = nn.LayerNorm(emb)
-            nn.init.constant_(token_norm.weight, norm_gain_init)
-            self.sparse_norms[sparse_op.spec.name] = token_norm
+            if space.layer_norm:
+                token_norm = nn.LayerNorm(emb)
+                nn.init.constant_(token_norm.weight, norm_gain_init)
+                self.sparse_norms[sparse_op.spec.name] = token_norm
         self.dense_to_sparse: ElasticLinear | None = None
         self.sparse_to_dense: ElasticLinear | None = None
         if space.interaction_bits:
@@ -81,6 +84,8 @@ class ChoiceBlock(nn.Module):
     def _norms(self, plan: BlockPlan) -> tuple[LinearWeights | None, LinearWeights | None]:
         cfg, live = plan.config, plan.live
         dense_norm = sparse_norm = None
+        if not self.dense_norms and not self.sparse_norms:
+            return None, None  # a space without LayerNorms
         if live.dense_out:
             norm = self.dense_norms[self.dense_operator(cfg.dense_op).spec.name]
             assert isinstance(norm, ElasticLayerNorm)
@@ -141,6 +146,8 @@ class ChoiceBlock(nn.Module):
             cfg,
             dense_result,
             sparse_result,
+            plan.live.dense_out,
+            plan.live.sparse_out,
             dense_norm,
             sparse_norm,
             sparse_to_dense,
@@ -174,6 +181,8 @@ class ChoiceBlock(nn.Module):
             dense_to_sparse.to_linear() if dense_to_sparse is not None else None,
             copy_quantizer(self.sparse_to_dense_quantizer),
             copy_quantizer(self.dense_to_sparse_quantizer),
+            dense_out=plan.live.dense_out,
+            sparse_out=plan.live.sparse_out,
         )
 
 

@@ -17,7 +17,7 @@ from torchrec_nas.modules.layout import ArchitecturePlan, SlotSizes, plan_archit
 from torchrec_nas.modules.operators.base import LinearWeights
 from torchrec_nas.modules.operators.registry import operator_class
 from torchrec_nas.modules.quant import ActivationQuantizer
-from torchrec_nas.modules.subnet import SubnetBlock, SubnetInteraction
+from torchrec_nas.modules.subnet import SubnetBlock, SubnetInteraction, head_input
 from torchrec_nas.space import Architecture, SearchSpace
 
 
@@ -94,8 +94,9 @@ class NASRecInteraction(nn.Module):
     def head_features(
         self, dense_features: torch.Tensor, sparse_tokens: torch.Tensor, arch: Architecture
     ) -> torch.Tensor:
-        """The classifier's input for ``arch``: the last block's dense output and its flattened
-        tokens, ``[B, features]``. Fine-tuning only the classifier needs no more."""
+        """The classifier's input for ``arch``: the last block's dense output and (with
+        ``arch.head_tokens``) its flattened tokens, ``[B, features]``. Fine-tuning only the
+        classifier needs no more."""
         plan = self.plan(arch)
         dense_outputs: list[torch.Tensor | None] = [dense_features]
         sparse_outputs: list[torch.Tensor | None] = [sparse_tokens]
@@ -106,9 +107,7 @@ class NASRecInteraction(nn.Module):
                 d, s = block(bplan, dense_outputs, sparse_outputs)
             dense_outputs.append(d)
             sparse_outputs.append(s)
-        dense, tokens = dense_outputs[-1], sparse_outputs[-1]
-        assert dense is not None and tokens is not None
-        return torch.cat([dense, tokens.flatten(1)], dim=1)
+        return head_input(dense_outputs[-1], sparse_outputs[-1])
 
     @torch.no_grad()
     def materialize(self, arch: Architecture) -> SubnetInteraction:

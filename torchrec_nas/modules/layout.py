@@ -211,9 +211,10 @@ def plan_architecture(arch: Architecture, sizes: SlotSizes) -> ArchitecturePlan:
         blocks.append(BlockPlan(b, lv, dense, sparse, len(sizes.block_token_positions(b))))
     last = len(arch.blocks)
     cls_cols = list(range(arch.blocks[-1].dense_dim))
-    for p in _output_token_positions(arch, last, sizes):
-        start = sizes.dense_slot + p * sizes.embedding_dim
-        cls_cols += range(start, start + sizes.embedding_dim)
+    if arch.head_tokens:
+        for p in _output_token_positions(arch, last, sizes):
+            start = sizes.dense_slot + p * sizes.embedding_dim
+            cls_cols += range(start, start + sizes.embedding_dim)
     uses_dense = any(lv.dense_op and 0 in b.dense_inputs for b, lv in zip(arch.blocks, live))
     uses_sparse = any(
         (lv.sparse_op or (lv.dense_op and operator_spec(b.dense_op).reads_sparse))

@@ -48,6 +48,8 @@ def block_outputs(
     config: BlockConfig,
     dense_result: torch.Tensor | None,
     sparse_result: torch.Tensor | None,
+    dense_out: bool,
+    sparse_out: bool,
     dense_norm: LinearWeights | None,
     sparse_norm: LinearWeights | None,
     sparse_to_dense: LinearWeights | None = None,
@@ -61,8 +63,10 @@ def block_outputs(
         config: the block's choices.
         dense_result: the dense operator's result ``[B, D]`` (``None`` if unused).
         sparse_result: the sparse operator's result ``[B, T, E]`` (``None`` if unused).
-        dense_norm: the dense LayerNorm's affine weights; ``None`` when the dense output
-            cannot reach the logit (then no dense output is computed).
+        dense_out: whether the dense output can reach the logit (if not, none is computed).
+        sparse_out: the same for the sparse output.
+        dense_norm: the dense LayerNorm's affine weights (``None``: no LayerNorm, the space's
+            ``layer_norm: false``).
         sparse_norm: the same for the sparse output.
         sparse_to_dense: the FM term's projection, when that bit applies.
         dense_to_sparse: the projection to extra tokens, when that bit applies.
@@ -73,24 +77,28 @@ def block_outputs(
         ``(dense_out, sparse_out)``, ``None`` for an output that cannot reach the logit.
     """
     bits = Bits.of(config)
-    dense_out = sparse_out = None
-    if dense_norm is not None:
+    dense = tokens = None
+    if dense_out:
         assert dense_result is not None
         y = dense_result
         if sparse_to_dense is not None:
             assert sparse_result is not None
             fm = factorization_machine(sparse_result)
             y = y + quantized_linear(fm, sparse_to_dense, bits, sparse_to_dense_quantizer)
-        dense_out = F.layer_norm(y, (y.shape[1],), dense_norm.weight, dense_norm.bias)
-    if sparse_norm is not None:
+        dense = y if dense_norm is None else _norm(y, dense_norm)
+    if sparse_out:
         assert sparse_result is not None
         t = sparse_result
         if dense_to_sparse is not None:
             assert dense_result is not None
             extra = quantized_linear(dense_result, dense_to_sparse, bits, dense_to_sparse_quantizer)
             t = torch.cat([t, extra.view(t.shape[0], -1, t.shape[2])], dim=1)
-        sparse_out = F.layer_norm(t, (t.shape[2],), sparse_norm.weight, sparse_norm.bias)
-    return dense_out, sparse_out
+        tokens = t if sparse_norm is None else _norm(t, sparse_norm)
+    return dense, tokens
+
+
+def _norm(x: torch.Tensor, weights: LinearWeights) -> torch.Tensor:
+    return F.layer_norm(x, (x.shape[-1],), weights.weight, weights.bias)
 
 
 class SubnetBlock(nn.Module):
@@ -103,12 +111,15 @@ class SubnetBlock(nn.Module):
             if its result cannot reach the logit.
         sparse: the sparse operator's module, called ``sparse(tokens)``, or ``None``.
         reads_sparse: whether the dense operator reads the sparse inputs.
-        dense_norm: LayerNorm of the dense output (``None`` if unused).
-        sparse_norm: LayerNorm of the sparse output (``None`` if unused).
+        dense_norm: LayerNorm of the dense output (``None``: none, or the output is unused).
+        sparse_norm: LayerNorm of the sparse output (the same).
         sparse_to_dense: projection of the FM term, when that bit applies.
         dense_to_sparse: projection to extra tokens, when that bit applies.
         sparse_to_dense_quantizer: activation range of the FM term (quantized spaces).
         dense_to_sparse_quantizer: activation range of the dense result.
+        dense_out: whether the dense output reaches the logit (default: ``dense_norm`` is
+            given, as in spaces with LayerNorms).
+        sparse_out: the same for the sparse output.
     """
 
     def __init__(
@@ -123,9 +134,13 @@ class SubnetBlock(nn.Module):
         dense_to_sparse: nn.Linear | None = None,
         sparse_to_dense_quantizer: ActivationQuantizer | None = None,
         dense_to_sparse_quantizer: ActivationQuantizer | None = None,
+        dense_out: bool | None = None,
+        sparse_out: bool | None = None,
     ) -> None:
         super().__init__()
         self.config = config
+        self.dense_out = dense_norm is not None if dense_out is None else dense_out
+        self.sparse_out = sparse_norm is not None if sparse_out is None else sparse_out
         self.dense = dense
         self.sparse = sparse
         self.reads_sparse = reads_sparse
@@ -152,6 +167,8 @@ class SubnetBlock(nn.Module):
             cfg,
             dense_result,
             sparse_result,
+            self.dense_out,
+            self.sparse_out,
             _weights(self.dense_norm),
             _weights(self.sparse_norm),
             _weights(self.sparse_to_dense),
@@ -171,8 +188,7 @@ def run_blocks(
     dense_features: torch.Tensor,
     sparse_features: torch.Tensor | None,
 ) -> torch.Tensor:
-    """Runs materialized blocks and returns the classifier's input: the last block's dense
-    output and its flattened tokens, ``[B, features]``.
+    """Runs materialized blocks and returns the classifier's input (:func:`head_input`).
 
     Args:
         blocks: the live :class:`SubnetBlock` s in order.
@@ -185,9 +201,14 @@ def run_blocks(
     sparse_outputs: list[torch.Tensor | None] = [sparse_features] + [None] * (num_outputs - 1)
     for i, block in zip(live_index, blocks):
         dense_outputs[i + 1], sparse_outputs[i + 1] = block(dense_outputs, sparse_outputs)
-    dense, tokens = dense_outputs[-1], sparse_outputs[-1]
-    assert dense is not None and tokens is not None
-    return torch.cat([dense, tokens.flatten(1)], dim=1)
+    return head_input(dense_outputs[-1], sparse_outputs[-1])
+
+
+def head_input(dense: torch.Tensor | None, tokens: torch.Tensor | None) -> torch.Tensor:
+    """The classifier's input: the last dense output and, when the head reads them (the
+    tokens are live), the flattened tokens, ``[B, features]``."""
+    assert dense is not None, "the last block's dense output always reaches the logit"
+    return dense if tokens is None else torch.cat([dense, tokens.flatten(1)], dim=1)
 
 
 class SubnetInteraction(nn.Module):

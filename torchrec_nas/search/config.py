@@ -54,3 +54,45 @@ class FinetuneConfig:
             raise ValueError("max_iter must be >= 1")
         if self.eval_batches is not None and self.eval_batches < 1:
             raise ValueError("eval_batches must be >= 1 or null (the whole split)")
+
+
+@dataclass
+class RerankConfig:
+    """Re-ranking the search's best candidates by training each stand-alone for a short while.
+
+    The supernet's inherited scores rank subnets only loosely (see the README's ranking
+    benchmark), so the final pick can be checked the way a person would: the ``top_k``
+    distinct candidates with the best supernet scores (within the budgets) are trained from
+    scratch with the final-training recipe for at most ``epochs`` epochs with early stopping,
+    and the one with the lowest validation logloss becomes ``best_arch.json``. Results are
+    cached per candidate (``rerank_cache.jsonl``), so a killed search resumes without
+    retraining. In the spirit of the two-stage searches that verify proxy rankings by short
+    training (for example, EcoNAS, Zhou et al., CVPR 2020).
+
+    Args:
+        top_k: candidates to train; 0 turns re-ranking off.
+        epochs: most epochs each trains (early stopping may end it sooner).
+        eval_every: steps between validations.
+        patience: validations without a lower logloss before stopping.
+        seed: the seed each candidate is initialized and shuffled with (``null``: the run's).
+
+    Example::
+
+        RerankConfig(top_k=4, epochs=0.5)
+    """
+
+    top_k: int = 0
+    epochs: float = 0.5
+    eval_every: int = 20
+    patience: int = 3
+    seed: int | None = None
+
+    def validate(self) -> None:
+        if self.top_k < 0:
+            raise ValueError("top_k must be >= 0 (0: no re-ranking)")
+        if not self.epochs > 0:
+            raise ValueError("epochs must be > 0")
+        if self.eval_every < 1:
+            raise ValueError("eval_every must be >= 1")
+        if self.patience < 1:
+            raise ValueError("patience must be >= 1")

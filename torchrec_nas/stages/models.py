@@ -47,8 +47,15 @@ def load_supernet(cfg: Config, path: str | Path, spec: DataSpec) -> NASRecModel:
         raise FileNotFoundError(f"{path}: no supernet here; run `torchrec-nas supernet` first")
     if "state_dict" not in state or "space" not in state:
         raise CheckpointError(f"{path}: not a supernet written by `torchrec-nas supernet`")
-    if state["space"] != asdict(cfg.space):
-        raise ValueError(f"{path}: the supernet was trained for another search space")
+    # Fields added since the file was written take their defaults.
+    saved = {**asdict(SearchSpace()), **state["space"]}
+    differing = sorted(k for k, v in asdict(cfg.space).items() if saved.get(k) != v)
+    if differing:
+        raise ValueError(
+            f"{path}: the supernet was trained for another search space (space."
+            + ", space.".join(differing)
+            + " differ); train it again or use its config"
+        )
     if state["spec"] != spec.to_dict():
         raise ValueError(f"{path}: the supernet was trained on data with other features/tables")
     model = build_supernet(cfg, spec)

@@ -21,6 +21,7 @@ from torchrec_nas.search.evolution import make_strategy
 from torchrec_nas.search.history import Evaluation, SearchHistory
 from torchrec_nas.search.provenance import search_provenance
 from torchrec_nas.space import Architecture
+from torchrec_nas.stages.rerank import rerank
 from torchrec_nas.stages.supernet import check_not_at_chance, trained_supernet, unwrap_supernet
 from torchrec_nas.train.checkpoint import write_json_atomic
 
@@ -94,7 +95,9 @@ def run_search(
 
     Refuses a supernet at chance (``supernet.json``'s ``at_chance``) unless
     ``cfg.search.allow_chance``. When the candidates' scores span less than their noise,
-    ``search.json`` gets a ``warning`` (also printed).
+    ``search.json`` gets a ``warning`` (also printed). With ``search.rerank.top_k`` the best
+    few candidates are trained stand-alone briefly and the best of them by validation is picked
+    (``search.json``'s ``rerank`` rows; see :mod:`torchrec_nas.stages.rerank`).
 
     Args:
         cfg: the run's config.
@@ -142,6 +145,9 @@ def run_search(
     strategy = make_strategy(cfg.space, cfg.search, cfg.seed)
     progress = cfg.search.progress and runtime.is_primary
     best = strategy.run(score, history, costs, objective, progress)
+    reranked: list[dict[str, Any]] | None = None
+    if cfg.search.rerank.top_k:
+        best, reranked = rerank(cfg, out, runtime, data, history)
     summary: dict[str, Any] = {
         "best": best.to_dict(),
         "candidates": len(history),
@@ -150,6 +156,8 @@ def run_search(
         "strategy": cfg.search.strategy,
         "world_size": runtime.world_size,
     }
+    if reranked is not None:
+        summary["rerank"] = reranked
     warning = spread_warning(history)
     if warning is not None:
         summary["warning"] = warning

@@ -89,21 +89,36 @@ def train_final(
     seeds = cfg.train.seeds or [cfg.seed]
     # One seed equal to the run's seed keeps the single-seed layout (train/<name>[/lr_x]).
     seed_dirs = seeds != [cfg.seed]
-    builders = {s: final_candidates(cfg, tables, dense_in, arch, seed=s) for s in seeds}
+    # The searched model also tries each of train.layer_norm_grid (LayerNorms after its
+    # blocks or not), chosen on validation with the learning rate; baselines have none.
+    norms = list(dict.fromkeys(cfg.train.layer_norm_grid)) or [cfg.space.layer_norm]
+    spaces = {n: dataclasses.replace(cfg.space, layer_norm=n) for n in norms}
+    builders = {
+        (s, n): final_candidates(
+            dataclasses.replace(cfg, space=spaces[n]), tables, dense_in, arch, seed=s
+        )
+        for s in seeds
+        for n in norms
+    }
     results: dict[str, Any] = {}
-    for k, (name, build, options) in enumerate(builders[seeds[0]]):
+    for k, (name, _, options) in enumerate(builders[seeds[0], norms[0]]):
         base = f"train/{name}" + (f"/seed_{seeds[0]}" if seed_dirs else "")
+        choices = norms if name == "nasrec" else norms[:1]
         trials: dict[str, Any] = {}
-        best: tuple[float, float, nn.Module, TrainResult] | None = None
+        best: tuple[float, float, bool, nn.Module, TrainResult] | None = None
         for lr in grid:
-            trial = base + (f"/lr_{lr:g}" if len(grid) > 1 else "")
-            model, res = train_trial(cfg, out, runtime, data, name, build, lr, trial)
-            val = res.val.logloss if res.val else math.nan
-            trials[f"{lr:g}"] = {"val_logloss": val, "train": res.to_dict()}
-            if best is None or val < best[0]:
-                best = (val, lr, model, res)
+            for norm in choices:
+                build = builders[seeds[0], norm][k][1]
+                trial = base + (f"/lr_{lr:g}" if len(grid) > 1 else "") + _norm_dir(cfg, norm)
+                model, res = train_trial(cfg, out, runtime, data, name, build, lr, trial)
+                val = res.val.logloss if res.val else math.nan
+                label = f"{lr:g}" + (f",layer_norm={str(norm).lower()}" if len(choices) > 1 else "")
+                trials[label] = {"val_logloss": val, "train": res.to_dict()}
+                if best is None or val < best[0]:
+                    best = (val, lr, norm, model, res)
         assert best is not None
-        _, lr, model, res = best
+        _, lr, norm, model, res = best
+        build = builders[seeds[0], norm][k][1]
         model.eval()
         test = evaluate(model, runtime.share(data.test, None), None, runtime.device)
         entry: dict[str, Any] = {
@@ -117,9 +132,9 @@ def train_final(
         }
         entry["seeds"] = [{"seed": seeds[0], "test": entry["test"], "val": entry["val"]}]
         for s in seeds[1:]:
-            # Further seeds train at the learning rate the first chose.
-            other = builders[s][k][1]
-            trial = f"train/{name}/seed_{s}"
+            # Further seeds train at the learning rate (and LayerNorm setting) the first chose.
+            other = builders[s, norm][k][1]
+            trial = f"train/{name}/seed_{s}" + _norm_dir(cfg, norm)
             m, r = train_trial(cfg, out, runtime, data, name, other, lr, trial)
             m.eval()
             t = evaluate(m, runtime.share(data.test, None), None, runtime.device)
@@ -130,14 +145,20 @@ def train_final(
         if name == "nasrec" and arch is not None:
             # PyTorch's counter skips the CPU attention kernel; count NASRec's own way, as the
             # search did (matrix products plus element-wise work).
-            entry["flops"] = architecture_costs(arch, cfg.space, dense_in, tables, None)["flops"]
+            costs = architecture_costs(arch, spaces[norm], dense_in, tables, None)
+            entry["flops"] = costs["flops"]
             entry["architecture"] = arch.to_dict()
+            entry["layer_norm"] = norm
         if runtime.world_size == 1 or cfg.distributed.export_full_model:
             state = runtime.full_state_dict(model)
             if runtime.is_primary:
                 whole = build()
                 whole.load_state_dict(state)
-                meta = {"spec": data.spec.to_dict(), "space": asdict(cfg.space), "options": options}
+                meta = {
+                    "spec": data.spec.to_dict(),
+                    "space": asdict(spaces[norm]),
+                    "options": options,
+                }
                 save_model(whole, storage.join(out, "train", f"model_{name}.pt"), **meta)
         results[name] = entry
     if "nasrec" in results:
@@ -146,3 +167,9 @@ def train_final(
         write_json_atomic(storage.join(out, "train", "results.json"), results)
     runtime.barrier()
     return results
+
+
+def _norm_dir(cfg: Config, layer_norm: bool) -> str:
+    """The trial subdirectory of a LayerNorm setting other than the space's ("" otherwise,
+    so runs without a ``train.layer_norm_grid`` keep their layout)."""
+    return "" if layer_norm == cfg.space.layer_norm else f"/layer_norm_{str(layer_norm).lower()}"

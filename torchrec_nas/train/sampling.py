@@ -118,7 +118,8 @@ class PathSampler:
                     sparse_op=self.fair_operator("sparse", i, draw),
                 )
                 for i, b in enumerate(arch.blocks)
-            )
+            ),
+            arch.head_tokens,
         )
 
 
@@ -171,4 +172,6 @@ def _extreme_path(
                 activation_bits=base.activation_bits,
             )
         )
-    return Architecture(tuple(blocks))
+    # The largest path reads the most the head allows; the smallest the least.
+    head = max(space.head_tokens) if largest else min(space.head_tokens)
+    return Architecture(tuple(blocks), head)

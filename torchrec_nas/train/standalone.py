@@ -46,22 +46,32 @@ def data_fingerprint(cfg: Config, spec: DataSpec) -> str:
     return fingerprint({"data": data, "spec": spec.to_dict()})
 
 
-def standalone_loop(cfg: Config, steps_per_epoch: int | None) -> LoopConfig:
+def standalone_loop(
+    cfg: Config,
+    steps_per_epoch: int | None,
+    max_epochs: float | None = None,
+    eval_every: int | None = None,
+    patience: int | None = None,
+) -> LoopConfig:
     """The loop a subnet trains with: ``cfg.train``'s optimizer at ``cfg.train.optimizer.lr``,
-    capped at ``bench.ranking_max_epochs`` (or ``bench.ranking_max_steps``), validating every
-    ``bench.ranking_eval_every`` steps and stopping after ``bench.ranking_patience`` validations
-    without a lower logloss."""
+    capped at ``max_epochs`` (default ``bench.ranking_max_epochs``, or
+    ``bench.ranking_max_steps``), validating every ``eval_every`` steps (default
+    ``bench.ranking_eval_every``) and stopping after ``patience`` validations (default
+    ``bench.ranking_patience``) without a lower logloss."""
     b = cfg.bench
-    steps = b.ranking_max_steps
+    steps = b.ranking_max_steps if max_epochs is None else None
     if steps is None:
         if not steps_per_epoch:
             raise ValueError("bench: the training split's length is unknown: set ranking_max_steps")
-        steps = max(1, int(b.ranking_max_epochs * steps_per_epoch))
+        epochs = b.ranking_max_epochs if max_epochs is None else max_epochs
+        steps = max(1, int(epochs * steps_per_epoch))
+    every = b.ranking_eval_every if eval_every is None else eval_every
+    wait = b.ranking_patience if patience is None else patience
     return dataclasses.replace(
         cfg.train,
         steps=steps,
-        eval_every=b.ranking_eval_every,
-        early_stopping_patience=b.ranking_patience if b.ranking_eval_every else 0,
+        eval_every=every,
+        early_stopping_patience=wait if every else 0,
         checkpoint_every=0,
         progress=False,
         tensorboard=False,
@@ -76,6 +86,8 @@ def recipe_hash(cfg: Config, loop: LoopConfig) -> str:
             "norm_gain_init": cfg.train.norm_gain_init,
             "embedding_dim": cfg.space.embedding_dim,
             "val_batches": cfg.bench.ranking_eval_batches,
+            # Only when off, so results cached before the option existed keep their keys.
+            **({} if cfg.space.layer_norm else {"layer_norm": False}),
         }
     )
 
@@ -143,10 +155,16 @@ class BestWeights(Callback):
 
 
 def train_standalone(
-    cfg: Config, data: DataSplits, runtime: Runtime, arch: Architecture, seed: int
+    cfg: Config,
+    data: DataSplits,
+    runtime: Runtime,
+    arch: Architecture,
+    seed: int,
+    loop: LoopConfig | None = None,
 ) -> dict[str, Any]:
-    """Trains ``arch`` from scratch (initialized from ``seed``) and measures the weights of its
-    best validation on the validation and test splits.
+    """Trains ``arch`` from scratch (initialized from ``seed``) with ``loop`` (default
+    :func:`standalone_loop`) and measures the weights of its best validation on the validation
+    and test splits.
 
     Returns:
         ``val`` and ``test`` metrics, ``steps``, ``seconds``, ``stopped_early``, ``seed``,
@@ -154,7 +172,7 @@ def train_standalone(
     """
     tables = data.spec.tables(cfg.space.embedding_dim)
     dense_in = len(data.spec.dense_names)
-    loop = standalone_loop(cfg, batches_per_epoch(data.train))
+    loop = loop or standalone_loop(cfg, batches_per_epoch(data.train))
     torch.manual_seed(seed)
     model: nn.Module = NASRecSubnet.build(
         tables, dense_in, cfg.space, arch, norm_gain_init=cfg.train.norm_gain_init
@@ -196,6 +214,7 @@ class StandaloneTrainer:
         data: the data splits.
         runtime: one process.
         cache: the cache file.
+        loop: the training loop (default :func:`standalone_loop`: the ranking benchmark's).
 
     Example::
 
@@ -203,11 +222,19 @@ class StandaloneTrainer:
         alone(arch, seed=1)["val"]["logloss"]
     """
 
-    def __init__(self, cfg: Config, data: DataSplits, runtime: Runtime, cache: str | Path) -> None:
+    def __init__(
+        self,
+        cfg: Config,
+        data: DataSplits,
+        runtime: Runtime,
+        cache: str | Path,
+        loop: LoopConfig | None = None,
+    ) -> None:
         self.cfg, self.data, self.runtime = cfg, data, runtime
         self.cache = StandaloneCache(cache)
         self.data_fp = data_fingerprint(cfg, data.spec)
-        self.recipe_fp = recipe_hash(cfg, standalone_loop(cfg, batches_per_epoch(data.train)))
+        self.loop = loop or standalone_loop(cfg, batches_per_epoch(data.train))
+        self.recipe_fp = recipe_hash(cfg, self.loop)
         self.trained = 0
 
     def __call__(self, arch: Architecture, seed: int) -> dict[str, Any]:
@@ -216,4 +243,5 @@ class StandaloneTrainer:
         if hit is not None:
             return hit
         self.trained += 1
-        return self.cache.put(key, train_standalone(self.cfg, self.data, self.runtime, arch, seed))
+        result = train_standalone(self.cfg, self.data, self.runtime, arch, seed, self.loop)
+        return self.cache.put(key, result)
