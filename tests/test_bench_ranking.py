@@ -18,6 +18,7 @@ from torchrec_nas.config import Config
 from torchrec_nas.config_utils import ConfigError
 from torchrec_nas.hardware.flops import architecture_costs
 from torchrec_nas.runtime.local import LocalRuntime
+from torchrec_nas.search.history import HistoryError
 from torchrec_nas.space import SearchSpace
 from torchrec_nas.train import standalone as standalone_mod
 from torchrec_nas.train.sampling import smallest_path
@@ -206,3 +207,10 @@ def test_search_comparison_scores_as_many_candidates_per_strategy(tmp_path: Path
     assert result["summary"]["random"]["test_auc"]["mean"] == pytest.approx(sum(aucs) / 2)
     assert set(result["beyond_spread"]) == {"test_auc", "test_logloss", "val_auc", "val_logloss"}
     assert "± " in (out / "bench_search.md").read_text()
+    # A rerun resumes both histories; after the supernet changed, it refuses them.
+    again = run_bench(cfg, out, only="search")["search"]
+    assert [r["hash"] for r in again["runs"]] == [r["hash"] for r in runs]
+    with open(out / "supernet.pt", "ab") as f:
+        f.write(b"\0")  # a different checksum stands in for a retrained supernet
+    with pytest.raises(HistoryError, match="supernet differs"):
+        run_bench(cfg, out, only="search")

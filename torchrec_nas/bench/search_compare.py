@@ -23,6 +23,7 @@ from torchrec_nas.runtime.local import LocalRuntime
 from torchrec_nas.search.evaluator import SupernetEvaluator
 from torchrec_nas.search.evolution import RandomSearch, RegularizedEvolution
 from torchrec_nas.search.history import SearchHistory
+from torchrec_nas.search.provenance import search_provenance
 from torchrec_nas.space import Architecture
 from torchrec_nas.stages import load_supernet, run_supernet
 from torchrec_nas.stages.spread import SPREAD_RULE, beyond_spread, mean_std
@@ -71,10 +72,16 @@ def search_comparison(cfg: Config, data: DataSplits, out: str | Path) -> dict[st
     runs: list[dict[str, Any]] = []
     for seed in cfg.bench.search_seeds:
         root = storage.join(out, "bench_search", f"seed_{seed}")
-        evo_history = SearchHistory(storage.join(root, "evolution.jsonl"))
+        # Histories are tied to the supernet, config and seeds that scored them, so a rerun
+        # after any of these changed refuses them instead of reusing stale scores.
+        evo_history = SearchHistory(
+            storage.join(root, "evolution.jsonl"), _provenance(cfg, "evolution", seed, data, out)
+        )
         evo = RegularizedEvolution(cfg.space, evolution_cfg, seed)
         picks = {"evolution": evo.run(score, evo_history, costs, objective, False)}
-        rand_history = SearchHistory(storage.join(root, "random.jsonl"))
+        rand_history = SearchHistory(
+            storage.join(root, "random.jsonl"), _provenance(cfg, "random", seed, data, out)
+        )
         rand = RandomSearch(cfg.space, evo_history.evaluated, seed)
         picks["random"] = rand.run(score, rand_history, costs, objective, False)
         counts = {"evolution": evo_history.evaluated, "random": rand_history.evaluated}
@@ -128,3 +135,13 @@ def search_markdown(result: dict[str, Any]) -> str:
         + (", ".join(beyond) if beyond else "none"),
     ]
     return "\n".join(lines) + "\n"
+
+
+def _provenance(
+    cfg: Config, strategy: str, search_seed: int, data: DataSplits, out: str | Path
+) -> dict[str, str]:
+    search = dataclasses.replace(cfg.search, strategy=strategy)
+    record = search_provenance(
+        dataclasses.replace(cfg, search=search), data.spec, storage.join(out, "supernet.pt")
+    )
+    return {**record, "search_seed": str(search_seed)}
