@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from torchrec_nas import storage
 from torchrec_nas.bench.ranking import cache_path
@@ -138,7 +138,11 @@ def search_markdown(result: dict[str, Any]) -> str:
 
 
 def _provenance(
-    cfg: Config, strategy: str, search_seed: int, data: DataSplits, out: str | Path
+    cfg: Config,
+    strategy: Literal["evolution", "random"],
+    search_seed: int,
+    data: DataSplits,
+    out: str | Path,
 ) -> dict[str, str]:
     search = dataclasses.replace(cfg.search, strategy=strategy)
     record = search_provenance(
