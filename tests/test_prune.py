@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import random_batch, tiny_tables
 from torch import nn
 
-from helpers import random_batch, tiny_tables
 from torchrec_nas.architecture import Architecture, BlockConfig
 from torchrec_nas.cli import main
 from torchrec_nas.data import DataSpec
@@ -193,7 +193,7 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 def test_prune_command_writes_models_json_and_markdown(tiny_run: tuple[Path, Path]) -> None:
     config, train = tiny_run
     argv = ["prune", "--config", str(config), "--model", str(train / "model_nasrec.pt")]
-    argv += ["--target-flops", "0.7,0.4", "--method", "magnitude,mask", "--steps", "2"]
+    argv += ["--target-flops", "0.7,0.4", "--method", "magnitude,mask", "--steps", "1"]
     assert main([*argv, "--finetune-steps", "2", "--mask-steps", "3", "--quiet"]) == 0
     out = train.parent / "prune"
     result = json.loads((out / "prune.json").read_text())
@@ -238,3 +238,15 @@ def test_baselines_are_not_prunable() -> None:
     dlrm = build_baseline("dlrm", tiny_tables(3, dim=16), 4)
     with pytest.raises(ValueError, match="only NASRec models"):
         ChannelGraph(dlrm, 4)
+
+
+def test_report_includes_prune_section(tmp_path: Path) -> None:
+    from torchrec_nas.config import Config
+    from torchrec_nas.report import write_report
+
+    (tmp_path / "prune").mkdir()
+    (tmp_path / "prune" / "prune.md").write_text(
+        "## Structured pruning\n\n![x](prune_auc_flops.png)\n"
+    )
+    report = Path(write_report(Config(), str(tmp_path))).read_text()
+    assert "## Structured pruning" in report and "](prune/prune_auc_flops.png)" in report

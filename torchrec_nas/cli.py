@@ -196,10 +196,10 @@ def _run(args: argparse.Namespace, cfg: object) -> int:
 
 def _prune_options(args: argparse.Namespace) -> object:
     from torchrec_nas import storage
-    from torchrec_nas.prune.stage import PruneOptions
+    from torchrec_nas.prune.options import PruneOptions, parse_targets
 
     options = PruneOptions(
-        targets=args.target_flops.split(","),
+        targets=parse_targets(args.target_flops),
         methods=args.method.split(","),
         steps=args.steps,
         finetune_steps=args.finetune_steps,

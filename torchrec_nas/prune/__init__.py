@@ -13,6 +13,14 @@ Example::
 """
 
 from torchrec_nas.prune.graph import ChannelGraph, GroupKey, Keep
-from torchrec_nas.prune.select import parse_targets, select_channels
+from torchrec_nas.prune.options import PruneOptions, parse_targets
+from torchrec_nas.prune.select import select_channels
 
-__all__ = ["ChannelGraph", "GroupKey", "Keep", "parse_targets", "select_channels"]
+__all__ = [
+    "ChannelGraph",
+    "GroupKey",
+    "Keep",
+    "PruneOptions",
+    "parse_targets",
+    "select_channels",
+]

@@ -6,16 +6,14 @@ import copy
 import dataclasses
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from torchrec_nas import storage
 from torchrec_nas.config import Config
 from torchrec_nas.data import DataSplits
+from torchrec_nas.prune.options import PruneOptions
 from torchrec_nas.runtime.base import Runtime
 from torchrec_nas.search.history import Evaluation, SearchHistory
-
-if TYPE_CHECKING:
-    from torchrec_nas.prune.stage import PruneOptions
 
 
 def best_searched(evaluations: list[Evaluation], max_flops: float) -> Evaluation | None:

@@ -90,7 +90,10 @@ class ChannelGraph:
         self.num_sparse = sum(len(t.feature_names) for t in model.tables)
         self.extra_tokens = self.space.dense_to_sparse_tokens if self.space.interaction_bits else 0
         inter = model.interaction
-        self.blocks: dict[int, SubnetBlock] = dict(zip(inter.live_index, inter.blocks))
+        self.blocks: dict[int, SubnetBlock] = {}
+        for i, block in zip(inter.live_index, inter.blocks):
+            assert isinstance(block, SubnetBlock)
+            self.blocks[i] = block
         self.groups = self._prunable_groups()
 
     def _prunable_groups(self) -> dict[GroupKey, int]:
@@ -123,20 +126,22 @@ class ChannelGraph:
         gain is shared by all tokens)."""
         scores: dict[GroupKey, torch.Tensor] = {}
         with torch.no_grad():
-            for (i, kind), _ in self.groups.items():
+            for i, kind in self.groups:
                 block = self.blocks[i]
-                if kind == "tokens":
-                    op = block.sparse
-                    layer = op.token_mixing if isinstance(op, EmbeddedFC) else op.queries
-                    scores[(i, kind)] = layer.weight.norm(dim=1).cpu()
-                    continue
-                op = block.dense
-                layers = [op.linear] if isinstance(op, FullyConnected) else [op.left, op.right]
-                if block.sparse_to_dense is not None:
+                layers: list[nn.Linear] = []
+                if isinstance(block.sparse, EmbeddedFC) and kind == "tokens":
+                    layers.append(block.sparse.token_mixing)
+                elif isinstance(block.sparse, TokenAttention) and kind == "tokens":
+                    layers.append(block.sparse.queries)
+                elif isinstance(block.dense, FullyConnected):
+                    layers.append(block.dense.linear)
+                elif isinstance(block.dense, BinaryCombination):
+                    layers += [block.dense.left, block.dense.right]
+                if kind == "dense" and block.sparse_to_dense is not None:
                     layers.append(block.sparse_to_dense)
-                square = sum(layer.weight.pow(2).sum(dim=1) for layer in layers)
-                score = torch.as_tensor(square).sqrt()
-                if block.dense_norm is not None:
+                square = torch.stack([layer.weight.pow(2).sum(dim=1) for layer in layers])
+                score = square.sum(dim=0).sqrt()
+                if kind == "dense" and block.dense_norm is not None:
                     score = score * block.dense_norm.weight.abs()
                 scores[(i, kind)] = score.cpu()
         return scores
@@ -149,8 +154,10 @@ class ChannelGraph:
         """The architecture with the groups' widths set to ``sizes``."""
         blocks = list(self.arch.blocks)
         for (i, kind), n in sizes.items():
-            field = "dense_dim" if kind == "dense" else "sparse_tokens"
-            blocks[i] = dataclasses.replace(blocks[i], **{field: n})
+            if kind == "dense":
+                blocks[i] = dataclasses.replace(blocks[i], dense_dim=n)
+            else:
+                blocks[i] = dataclasses.replace(blocks[i], sparse_tokens=n)
         return dataclasses.replace(self.arch, blocks=tuple(blocks))
 
     def space_for(self, arch: Architecture) -> SearchSpace:

@@ -4,7 +4,8 @@ A gate multiplies a block's output after its LayerNorm: dense channel ``c`` by `
 token ``t`` of the sparse operator by ``g_t`` (the dense-to-sparse tokens are not gated). The
 gates start at one and are trained with the weights under the task loss plus
 ``l1 * sum |g|`` (network slimming, Liu et al., ICCV 2017), so the channels the task does
-not need fall towards zero; their ``|g|`` ranks the channels. After thresholding, a dense gate
+not need fall towards zero; their ``|g|`` ranks the channels (the stage breaks ties, gates the
+task left at the penalty's common drift, by magnitude). After thresholding, a dense gate
 is folded into the LayerNorm's gain and bias (exactly); a token gate cannot be folded (the
 LayerNorm over a token's channels shares its gain with every token) and is dropped: the
 fine-tuning that follows absorbs that change.
@@ -56,7 +57,7 @@ class GatedSubnet(nn.Module):
             tokens = self.gates[_name((i, "tokens"))] if (i, "tokens") in graph.groups else None
             if dense is None and tokens is None:
                 continue
-            if dense is not None and block.dense_norm is None:
+            if dense is not None and block.dense_norm is None and block.dense is not None:
                 # The dense result feeds only the dense-to-sparse projection: gate it there.
                 self._handles.append(block.dense.register_forward_hook(_scale_hook(dense)))
                 dense = None

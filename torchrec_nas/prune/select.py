@@ -7,35 +7,6 @@ import torch
 from torchrec_nas.prune.graph import ChannelGraph, GroupKey, Keep
 
 
-def parse_targets(text: str | float | list[float]) -> list[float]:
-    """FLOPs targets as fractions of the model's FLOPs, largest first: ``"0.5"`` or
-    ``"0.75,0.5,0.25"``.
-
-    Raises:
-        ValueError: a target is not a number strictly between 0 and 1 (the message names it).
-
-    Example::
-
-        parse_targets("0.25,0.75")   # [0.75, 0.25]
-    """
-    items = text if isinstance(text, list) else str(text).split(",")
-    targets = []
-    for item in items:
-        try:
-            value = float(item)
-        except ValueError:
-            raise ValueError(f"--target-flops {item!r}: not a number") from None
-        if not 0.0 < value < 1.0:
-            raise ValueError(
-                f"--target-flops {value:g}: a fraction of the model's FLOPs, strictly between "
-                "0 and 1"
-            )
-        targets.append(value)
-    if not targets:
-        raise ValueError("--target-flops: no target given")
-    return sorted(set(targets), reverse=True)
-
-
 def select_channels(
     graph: ChannelGraph,
     scores: dict[GroupKey, torch.Tensor],

@@ -17,7 +17,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -33,7 +33,8 @@ from torchrec_nas.prune.compare import compare_searched
 from torchrec_nas.prune.graph import ChannelGraph, GroupKey
 from torchrec_nas.prune.markdown import write_prune_markdown
 from torchrec_nas.prune.mask import GatedSubnet
-from torchrec_nas.prune.select import parse_targets, select_channels
+from torchrec_nas.prune.options import PruneOptions
+from torchrec_nas.prune.select import select_channels
 from torchrec_nas.runtime.base import Runtime
 from torchrec_nas.runtime.callbacks import standard_callbacks
 from torchrec_nas.runtime.default import default_runtime
@@ -43,54 +44,6 @@ from torchrec_nas.stages.models import load_model, read_model_file, save_model, 
 from torchrec_nas.stages.train import train_trial
 from torchrec_nas.train.checkpoint import write_json_atomic
 from torchrec_nas.train.metrics import evaluate
-
-Method = Literal["magnitude", "mask"]
-METHODS: tuple[str, ...] = ("magnitude", "mask")
-
-
-@dataclass
-class PruneOptions:
-    """How ``prune`` runs.
-
-    Args:
-        targets: FLOPs targets, fractions of the model's FLOPs in ``(0, 1)``.
-        methods: ``magnitude`` and/or ``mask``; each prunes the model to every target.
-        steps: pruning steps per target, each followed by fine-tuning.
-        finetune_steps: optimizer steps of each fine-tuning (default: the config's final
-            training length divided by ``steps``).
-        mask_steps: steps of gate training before each ``mask`` pruning step.
-        mask_l1: weight of the L1 penalty on the gates.
-        compare_searched: train the best searched architecture at or below each target's
-            FLOPs (one seed, final recipe) to compare with.
-        history: the search history (default: ``history.jsonl`` of the model's run).
-        hardware: PIM preset of the cost estimate.
-        quantize: also evaluate each model with ``int8``/``int4`` embedding tables
-            (TorchRec's inference quantization) and record the tables' bytes.
-    """
-
-    targets: list[float]
-    methods: list[str] = dataclasses.field(default_factory=lambda: ["magnitude"])
-    steps: int = 3
-    finetune_steps: int | None = None
-    mask_steps: int = 200
-    mask_l1: float = 3e-3
-    compare_searched: bool = False
-    history: str | None = None
-    hardware: str = "isaac"
-    quantize: str | None = None
-
-    def validate(self) -> None:
-        self.targets = parse_targets(self.targets)
-        bad = [m for m in self.methods if m not in METHODS]
-        if bad or not self.methods:
-            raise ValueError(f"--method {','.join(bad) or '(none)'}: choose from {METHODS}")
-        for name in ("steps", "mask_steps"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
-        if self.finetune_steps is not None and self.finetune_steps < 0:
-            raise ValueError("--finetune-steps must be >= 0")
-        if self.quantize not in (None, "int8", "int4"):
-            raise ValueError(f"--quantize {self.quantize}: choose int8 or int4")
 
 
 @dataclass
@@ -246,6 +199,12 @@ def run_prune(
     writes ``out/model_<method>_<pct>.pt`` (loadable by ``load_model``, exportable by
     ``export``), ``out/prune.json`` and ``out/prune.md`` (with ``prune_auc_flops.png``).
 
+    Each method's targets are reached one after the other, each continuing from the previous
+    target's model. A control, the unpruned model fine-tuned as many times as the last
+    target's models, separates the effect of pruning from that of the extra training.
+    Fine-tunings checkpoint under ``out`` like final training, so a rerun with the same
+    options resumes; use a fresh ``out`` for other options.
+
     Args:
         cfg: the config whose data and final-training recipe are used.
         model_path: a ``model_nasrec.pt`` written by ``train``.
@@ -283,7 +242,10 @@ def run_prune(
     base = load_model(model_path)
     assert isinstance(base, NASRecSubnet)
     dense_in = len(spec.dense_names)
-    base_flops = ChannelGraph(base, dense_in).flops()
+    graph = ChannelGraph(base, dense_in)
+    base_flops = graph.flops()
+    # An unreachable target fails now, not after the first targets' training.
+    select_channels(graph, graph.importance(), options.targets[-1] * base_flops)
     steps = options.finetune_steps
     if steps is None:
         total = cfg.train.total_steps(batches_per_epoch(data.train))
