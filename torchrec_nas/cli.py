@@ -79,6 +79,7 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument(
         "--finetune-steps", type=int, help="steps after each (default: train's / steps)"
     )
+    pr.add_argument("--finetune-lr", type=float, help="default: a quarter of train's lr")
     pr.add_argument("--mask-steps", type=int, default=200, help="gate training steps (mask)")
     pr.add_argument("--mask-l1", type=float, default=3e-3, help="L1 weight on the gates (mask)")
     pr.add_argument("--compare-searched", action="store_true", help="train the searched rivals")
@@ -203,6 +204,7 @@ def _prune_options(args: argparse.Namespace) -> object:
         methods=args.method.split(","),
         steps=args.steps,
         finetune_steps=args.finetune_steps,
+        finetune_lr=args.finetune_lr,
         mask_steps=args.mask_steps,
         mask_l1=args.mask_l1,
         compare_searched=args.compare_searched,

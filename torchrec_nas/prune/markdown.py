@@ -91,7 +91,8 @@ def prune_markdown(result: dict[str, Any], plot: bool) -> str:
         "## Structured pruning",
         "",
         f"Model `{result['model']}`, {result['steps']} pruning steps per target, "
-        f"{result['finetune_steps']} fine-tuning steps after each.",
+        f"{result['finetune_steps']} fine-tuning steps after each (dense lr "
+        f"{result['finetune_lr']:g}); one seed.",
         "",
         head,
         rule,

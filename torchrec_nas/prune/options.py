@@ -49,6 +49,9 @@ class PruneOptions:
         steps: pruning steps per target, each followed by fine-tuning.
         finetune_steps: optimizer steps of each fine-tuning (default: the config's final
             training length divided by ``steps``).
+        finetune_lr: dense learning rate of fine-tuning and gate training (default: a
+            quarter of the final training's: each fine-tuning starts a fresh optimizer, whose
+            first steps at the full rate undo part of the training).
         mask_steps: steps of gate training before each ``mask`` pruning step.
         mask_l1: weight of the L1 penalty on the gates.
         compare_searched: train the best searched architecture at or below each target's
@@ -63,6 +66,7 @@ class PruneOptions:
     methods: list[str] = dataclasses.field(default_factory=lambda: ["magnitude"])
     steps: int = 3
     finetune_steps: int | None = None
+    finetune_lr: float | None = None
     mask_steps: int = 200
     mask_l1: float = 3e-3
     compare_searched: bool = False
@@ -80,5 +84,7 @@ class PruneOptions:
                 raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
         if self.finetune_steps is not None and self.finetune_steps < 0:
             raise ValueError("--finetune-steps must be >= 0")
+        if self.finetune_lr is not None and not self.finetune_lr > 0:
+            raise ValueError("--finetune-lr must be positive")
         if self.quantize not in (None, "int8", "int4"):
             raise ValueError(f"--quantize {self.quantize}: choose int8 or int4")

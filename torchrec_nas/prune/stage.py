@@ -250,10 +250,12 @@ def run_prune(
     if steps is None:
         total = cfg.train.total_steps(batches_per_epoch(data.train))
         steps = max(1, total // options.steps)
-    ctx = _Context(cfg, out, runtime, data, dense_in, _final_lr(cfg, model_path), options)
+    lr = options.finetune_lr or _final_lr(cfg, model_path) / 4
+    ctx = _Context(cfg, out, runtime, data, dense_in, lr, options)
     result: dict[str, Any] = {
         "model": str(model_path),
         "finetune_steps": steps,
+        "finetune_lr": lr,
         "steps": options.steps,
         "base": {"architecture": base.arch.to_dict(), **describe(ctx, base)},
         "pruned": [],
