@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import itertools
 import json
 import math
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,6 +48,23 @@ from torchrec_nas.train.checkpoint import write_json_atomic
 from torchrec_nas.train.metrics import evaluate
 
 
+class _Rotated:
+    """The batches of ``data`` from batch ``offset`` on, then its first ``offset`` (one epoch
+    in all), so that successive trainings read on through the split instead of repeating
+    its first batches."""
+
+    def __init__(self, data: Iterable[Batch], offset: int) -> None:
+        self.data = data
+        self.offset = offset
+
+    def __len__(self) -> int:
+        return len(self.data)  # type: ignore[arg-type]
+
+    def __iter__(self) -> Iterator[Batch]:
+        yield from itertools.islice(self.data, self.offset, None)
+        yield from itertools.islice(self.data, self.offset)
+
+
 @dataclass
 class _Context:
     cfg: Config
@@ -55,6 +74,16 @@ class _Context:
     dense_in: int
     lr: float
     options: PruneOptions
+    consumed: int = 0  # training batches read so far by fine-tunings and gate trainings
+
+    def train_data(self, steps: int) -> DataSplits:
+        """The data of the next training of ``steps`` steps (continuing through the split)."""
+        length = batches_per_epoch(self.data.train)
+        offset = self.consumed % length if length else 0
+        self.consumed += steps
+        if not offset:
+            return self.data
+        return dataclasses.replace(self.data, train=_Rotated(self.data.train, offset))
 
 
 def _final_lr(cfg: Config, model_path: str | Path) -> float:
@@ -81,9 +110,8 @@ def _finetune(ctx: _Context, model: NASRecSubnet, steps: int, trial: str) -> NAS
     cfg = copy.copy(ctx.cfg)
     cfg.train = dataclasses.replace(ctx.cfg.train, steps=steps, checkpoint_every=0, progress=False)
     start = copy.deepcopy(model)
-    trained, _ = train_trial(
-        cfg, ctx.out, ctx.runtime, ctx.data, trial, lambda: start, ctx.lr, trial
-    )
+    data = ctx.train_data(steps)
+    trained, _ = train_trial(cfg, ctx.out, ctx.runtime, data, trial, lambda: start, ctx.lr, trial)
     return _fresh(ctx, model, ctx.runtime.full_state_dict(trained))
 
 
@@ -112,7 +140,7 @@ def _train_gates(
     trainer = Trainer(
         placed, opt, loop, lambda b, _: placed(b), None, trial, callbacks, ctx.runtime, loss
     )
-    trainer.fit(ctx.data.train, None)
+    trainer.fit(ctx.train_data(ctx.options.mask_steps).train, None)
     state = ctx.runtime.full_state_dict(placed)
     trained = _fresh(ctx, model, {k[6:]: v for k, v in state.items() if k.startswith("model.")})
     regated = GatedSubnet(ChannelGraph(trained, ctx.dense_in))
@@ -262,6 +290,7 @@ def run_prune(
     }
     for method in options.methods:
         model, fraction = copy.deepcopy(base).train(), 1.0
+        ctx.consumed = 0  # every method (and the control) reads the same batches
         for target in options.targets:
             start = time.perf_counter()
             for k in range(1, options.steps + 1):
@@ -284,6 +313,7 @@ def run_prune(
     if steps:
         # The control: the unpruned model fine-tuned as often as the last target's models.
         control = copy.deepcopy(base).train()
+        ctx.consumed = 0
         rounds = len(options.targets) * options.steps
         for k in range(1, rounds + 1):
             control = _finetune(ctx, control, steps, f"control/step{k}")
