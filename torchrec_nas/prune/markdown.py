@@ -43,8 +43,8 @@ def _plot(result: dict[str, Any], path: str) -> bool:
     base = result["base"]
     for method in dict.fromkeys(e["method"] for e in result["pruned"]):
         rows = [e for e in result["pruned"] if e["method"] == method]
-        xs = [base["flops"]] + [e["flops"] for e in rows]
-        ys = [base["test"]["auc"]] + [e["test"]["auc"] for e in rows]
+        xs = [e["flops"] for e in rows]
+        ys = [e["test"]["auc"] for e in rows]
         ax.plot(xs, ys, marker="o", label=f"pruned ({method})")
     ax.scatter([base["flops"]], [base["test"]["auc"]], marker="*", s=160, c="k", label="unpruned")
     control = result.get("control")
@@ -72,7 +72,7 @@ def _plot(result: dict[str, Any], path: str) -> bool:
     ax.set_xlabel("FLOPs per sample")
     ax.set_ylabel("test AUC")
     ax.grid(alpha=0.3)
-    ax.legend()
+    ax.legend(fontsize="small")
     fig.tight_layout()
     with storage.local_file_for_writing(path) as local:
         fig.savefig(str(local), dpi=110)
