@@ -70,6 +70,21 @@ def _parser() -> argparse.ArgumentParser:
     x.add_argument("--model", required=True, help="a model_*.pt written by `train`")
     x.add_argument("--out", required=True, help="the .pt2 file to write")
     x.add_argument("--quantize", choices=["int8", "int4"], help="quantize the embedding tables")
+    pr = add("prune", "prune a trained model to FLOPs targets, fine-tune, compare with the search")
+    pr.set_defaults(out=None)  # default: <run>/prune beside the model's run
+    pr.add_argument("--model", required=True, help="a model_nasrec.pt written by `train`")
+    pr.add_argument("--target-flops", required=True, help="fraction(s) of FLOPs: 0.5 or 0.75,0.5")
+    pr.add_argument("--method", default="magnitude", help="magnitude, mask or magnitude,mask")
+    pr.add_argument("--steps", type=int, default=3, help="pruning steps per target")
+    pr.add_argument(
+        "--finetune-steps", type=int, help="steps after each (default: train's / steps)"
+    )
+    pr.add_argument("--finetune-lr", type=float, help="default: a quarter of train's lr")
+    pr.add_argument("--mask-steps", type=int, default=200, help="gate training steps (mask)")
+    pr.add_argument("--mask-l1", type=float, default=3e-3, help="L1 weight on the gates (mask)")
+    pr.add_argument("--compare-searched", action="store_true", help="train the searched rivals")
+    pr.add_argument("--quantize", choices=["int8", "int4"], help="also score quantized tables")
+    pr.add_argument("--hardware", default="isaac", help="PIM preset of the cost estimate")
     return p
 
 
@@ -92,6 +107,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "export":  # writes one file, reads no config
             return _export(args)
+        if args.command == "prune":  # bad targets or a missing model fail before any write
+            args.prune_options = _prune_options(args)
         cfg = Config.load(args.config)
         if args.quiet:
             cfg.supernet.progress = cfg.train.progress = cfg.search.progress = False
@@ -157,6 +174,11 @@ def _run(args: argparse.Namespace, cfg: object) -> int:
         text, costs = estimate_architecture(cfg, arch, args.hardware, args.embedding_mode)
         storage.write_text_atomic(storage.join(out, "estimate.json"), json_dumps(costs))
         print(text)
+    elif cmd == "prune":
+        from torchrec_nas.prune.stage import run_prune
+
+        result = run_prune(cfg, args.model, out, args.prune_options, runtime)
+        print(json_dumps({"pruned": result["pruned"], "searched": result["searched"]["rows"]}))
     elif cmd == "bench":
         from torchrec_nas.bench import run_bench
 
@@ -171,6 +193,29 @@ def _run(args: argparse.Namespace, cfg: object) -> int:
         print(record_data_summary(load_cache(cache), out).to_text())
         print(json_dumps(result))
     return 0
+
+
+def _prune_options(args: argparse.Namespace) -> object:
+    from torchrec_nas import storage
+    from torchrec_nas.prune.options import PruneOptions, parse_targets
+
+    options = PruneOptions(
+        targets=parse_targets(args.target_flops),
+        methods=args.method.split(","),
+        steps=args.steps,
+        finetune_steps=args.finetune_steps,
+        finetune_lr=args.finetune_lr,
+        mask_steps=args.mask_steps,
+        mask_l1=args.mask_l1,
+        compare_searched=args.compare_searched,
+        hardware=args.hardware,
+        quantize=args.quantize,
+    )
+    options.validate()
+    if not storage.isfile(args.model):
+        raise FileNotFoundError(f"--model {args.model}: model file not found")
+    args.out = args.out or storage.join(storage.parent(storage.parent(args.model)), "prune")
+    return options
 
 
 def _export(args: argparse.Namespace) -> int:

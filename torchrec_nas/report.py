@@ -215,6 +215,10 @@ def write_report(cfg: Config, out: str | Path) -> str:
             )
         parts.append("")
         parts += seeds_section(results)
+    prune_md = storage.join(out, "prune", "prune.md")
+    if storage.exists(prune_md):  # written by `torchrec-nas prune` (default --out OUT/prune)
+        text = storage.read_text(prune_md).replace("](prune_", "](prune/prune_")
+        parts += [text, "(from [prune/prune.md](prune/prune.md))", ""]
     parts += record_config(cfg, out)
     path = storage.join(out, "report.md")
     write_text_atomic(path, "\n".join(parts))

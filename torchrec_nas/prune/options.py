@@ -1,0 +1,90 @@
+"""What ``prune`` is asked to do (plain data; importing it imports no torch)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Literal
+
+Method = Literal["magnitude", "mask"]
+METHODS: tuple[str, ...] = ("magnitude", "mask")
+
+
+def parse_targets(text: str | float | list[float]) -> list[float]:
+    """FLOPs targets as fractions of the model's FLOPs, largest first: ``"0.5"`` or
+    ``"0.75,0.5,0.25"``.
+
+    Raises:
+        ValueError: a target is not a number strictly between 0 and 1 (the message names it).
+
+    Example::
+
+        parse_targets("0.25,0.75")   # [0.75, 0.25]
+    """
+    items = text if isinstance(text, list) else str(text).split(",")
+    targets = []
+    for item in items:
+        try:
+            value = float(item)
+        except ValueError:
+            raise ValueError(f"--target-flops {item!r}: not a number") from None
+        if not 0.0 < value < 1.0:
+            raise ValueError(
+                f"--target-flops {value:g}: a fraction of the model's FLOPs, strictly between "
+                "0 and 1"
+            )
+        targets.append(value)
+    if not targets:
+        raise ValueError("--target-flops: no target given")
+    return sorted(set(targets), reverse=True)
+
+
+@dataclass
+class PruneOptions:
+    """How ``prune`` runs.
+
+    Args:
+        targets: FLOPs targets, fractions of the model's FLOPs in ``(0, 1)``.
+        methods: ``magnitude`` and/or ``mask``; each prunes the model to every target.
+        steps: pruning steps per target, each followed by fine-tuning.
+        finetune_steps: optimizer steps of each fine-tuning (default: the config's final
+            training length divided by ``steps``).
+        finetune_lr: dense learning rate of fine-tuning and gate training (default: a
+            quarter of the final training's: each fine-tuning starts a fresh optimizer, whose
+            first steps at the full rate undo part of the training).
+        mask_steps: steps of gate training before each ``mask`` pruning step.
+        mask_l1: weight of the L1 penalty on the gates.
+        compare_searched: train the best searched architecture at or below each target's
+            FLOPs (one seed, final recipe) to compare with.
+        history: the search history (default: ``history.jsonl`` of the model's run).
+        hardware: PIM preset of the cost estimate.
+        quantize: also evaluate each model with ``int8``/``int4`` embedding tables
+            (TorchRec's inference quantization) and record the tables' bytes.
+    """
+
+    targets: list[float]
+    methods: list[str] = dataclasses.field(default_factory=lambda: ["magnitude"])
+    steps: int = 3
+    finetune_steps: int | None = None
+    finetune_lr: float | None = None
+    mask_steps: int = 200
+    mask_l1: float = 3e-3
+    compare_searched: bool = False
+    history: str | None = None
+    hardware: str = "isaac"
+    quantize: str | None = None
+
+    def validate(self) -> None:
+        self.targets = parse_targets(self.targets)
+        bad = [m for m in self.methods if m not in METHODS]
+        if bad or not self.methods:
+            raise ValueError(f"--method {','.join(bad) or '(none)'}: choose from {METHODS}")
+        for name in ("steps", "mask_steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
+        if self.finetune_steps is not None and self.finetune_steps < 0:
+            raise ValueError("--finetune-steps must be >= 0")
+        if self.finetune_lr is not None and not self.finetune_lr > 0:
+            raise ValueError("--finetune-lr must be positive")
+        if self.quantize not in (None, "int8", "int4"):
+            raise ValueError(f"--quantize {self.quantize}: choose int8 or int4")
