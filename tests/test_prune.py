@@ -250,3 +250,23 @@ def test_report_includes_prune_section(tmp_path: Path) -> None:
     )
     report = Path(write_report(Config(), str(tmp_path))).read_text()
     assert "## Structured pruning" in report and "](prune/prune_auc_flops.png)" in report
+
+
+def test_prunes_models_without_layer_norms_or_head_tokens() -> None:
+    import dataclasses
+
+    space = dataclasses.replace(SPACE, layer_norm=False, head_tokens=(True, False))
+    arch = dataclasses.replace(ARCH, head_tokens=False)
+    torch.manual_seed(0)
+    model = NASRecSubnet.build(tiny_tables(FEATURES, rows=50, dim=8), DENSE_IN, space, arch).eval()
+    graph = ChannelGraph(model, DENSE_IN)
+    batch = random_batch(16, DENSE_IN, FEATURES)
+    assert torch.equal(graph.rebuild({}).eval()(batch), model(batch))
+    keep = select_channels(graph, graph.importance(), 0.6 * graph.flops())
+    pruned = graph.rebuild(keep).eval()
+    assert ChannelGraph(pruned, DENSE_IN).flops() <= 0.6 * graph.flops()
+    assert not pruned.arch.head_tokens and not pruned.space.layer_norm
+    assert pruned.interaction.classifier.in_features == pruned.arch.blocks[-1].dense_dim
+    gated = GatedSubnet(ChannelGraph(model, DENSE_IN))  # no LayerNorm to fold into: dropped
+    assert torch.equal(gated(batch), model(batch))
+    assert torch.equal(gated.fold_and_remove()(batch), model(batch))

@@ -273,13 +273,14 @@ class ChannelGraph:
                 state[f"interaction.blocks.{position}.{name}"] = tensor
         n = len(self.arch.blocks)
         dense, width = self._kept(n, "dense", keep)
-        tokens, _ = self._kept(n, "tokens", keep)
-        emb = self.space.embedding_dim
-        token_cols = width + (tokens.unsqueeze(1) * emb + torch.arange(emb)).flatten()
+        columns = dense
+        if self.arch.head_tokens:  # the classifier reads the last block's tokens too
+            tokens, _ = self._kept(n, "tokens", keep)
+            emb = self.space.embedding_dim
+            token_cols = width + (tokens.unsqueeze(1) * emb + torch.arange(emb)).flatten()
+            columns = torch.cat([dense, token_cols])
         classifier = self.model.interaction.classifier
-        state["interaction.classifier.weight"] = _take(
-            classifier.weight, 1, torch.cat([dense, token_cols])
-        )
+        state["interaction.classifier.weight"] = _take(classifier.weight, 1, columns)
         arch = self.architecture(self.sizes(keep))
         pruned = NASRecSubnet.build(self.model.tables, self.dense_in, self.space_for(arch), arch)
         pruned.load_state_dict(state)

@@ -57,7 +57,7 @@ class GatedSubnet(nn.Module):
             tokens = self.gates[_name((i, "tokens"))] if (i, "tokens") in graph.groups else None
             if dense is None and tokens is None:
                 continue
-            if dense is not None and block.dense_norm is None and block.dense is not None:
+            if dense is not None and not block.dense_out and block.dense is not None:
                 # The dense result feeds only the dense-to-sparse projection: gate it there.
                 self._handles.append(block.dense.register_forward_hook(_scale_hook(dense)))
                 dense = None
