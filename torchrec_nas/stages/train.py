@@ -15,6 +15,11 @@ from torchrec.datasets.utils import Batch
 from torchrec_nas import storage
 from torchrec_nas.config import Config
 from torchrec_nas.data import DataSplits
+from torchrec_nas.embedding_search.mixed import (
+    compare_mixed,
+    embedding_param_count,
+    mixed_width_candidates,
+)
 from torchrec_nas.hardware.flops import architecture_costs
 from torchrec_nas.runtime.base import Runtime
 from torchrec_nas.runtime.callbacks import standard_callbacks
@@ -90,6 +95,8 @@ def train_final(
     # One seed equal to the run's seed keeps the single-seed layout (train/<name>[/lr_x]).
     seed_dirs = seeds != [cfg.seed]
     builders = {s: final_candidates(cfg, tables, dense_in, arch, seed=s) for s in seeds}
+    # With train.embedding_dims, each model is also trained at those widths (<name>_mixed).
+    builders = {s: mixed_width_candidates(cfg, data.spec, b) for s, b in builders.items()}
     results: dict[str, Any] = {}
     for k, (name, build, options) in enumerate(builders[seeds[0]]):
         base = f"train/{name}" + (f"/seed_{seeds[0]}" if seed_dirs else "")
@@ -106,6 +113,7 @@ def train_final(
         _, lr, model, res = best
         model.eval()
         test = evaluate(model, runtime.share(data.test, None), None, runtime.device)
+        fresh = build()
         entry: dict[str, Any] = {
             "test": test.to_dict(),
             "val": res.val.to_dict() if res.val else None,
@@ -113,7 +121,8 @@ def train_final(
             "lr_trials": trials,
             "train": res.to_dict(),
             # FLOPs and parameter counts do not depend on the weights: count a fresh copy.
-            **model_costs(build(), sample),
+            **model_costs(fresh, sample),
+            "embedding_params": embedding_param_count(fresh),
         }
         entry["seeds"] = [{"seed": seeds[0], "test": entry["test"], "val": entry["val"]}]
         for s in seeds[1:]:
@@ -142,6 +151,7 @@ def train_final(
         results[name] = entry
     if "nasrec" in results:
         results["nasrec"]["versus_baselines"] = compare_to_baselines(results)
+    compare_mixed(results)
     if runtime.is_primary:
         write_json_atomic(storage.join(out, "train", "results.json"), results)
     runtime.barrier()
