@@ -168,3 +168,28 @@ def test_a_mixed_width_dlrm_trains_one_step_in_one_process() -> None:
     loss.backward()
     opt.step()
     assert torch.isfinite(loss) and not torch.equal(before, ebc.embedding_bags["t_c3"].weight)
+
+
+def test_a_nasrec_architecture_can_be_the_fixed_interaction(tmp_path: Path) -> None:
+    import random
+
+    from torchrec_nas.embedding_search.stage1 import build_embedding_supernet
+
+    space = {"preset": "nasrec-small", "num_blocks": 3, "dense_dims": [16, 32]}
+    cfg = Config.from_dict({"space": {**space, "sparse_tokens": [16]}})
+    spec = DataSpec([f"d{i}" for i in range(4)], NAMES, [50] * 5)
+    for seed in range(20):  # an architecture whose logit reads the embeddings
+        arch = cfg.space.sample(random.Random(seed))
+        path = tmp_path / "arch.json"
+        path.write_text(arch.to_json())
+        cfg.embedding_search.interaction = str(path)
+        try:
+            supernet = build_embedding_supernet(cfg, spec)
+        except ValueError:
+            continue
+        break
+    batch = random_batch()
+    logits = supernet(batch, dict(zip(NAMES, [4, 8, 16, 32, 64])))
+    assert logits.shape == (8,) and torch.isfinite(logits).all()
+    assert max(t.embedding_dim for t in supernet.sparse_arch.embedding_bag_collection
+               .embedding_bag_configs()) == 64  # fmt: skip
