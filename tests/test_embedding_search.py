@@ -4,6 +4,7 @@ REINFORCE, the budget, per-table configs and their errors, a mixed-width trainin
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 
 import pytest
@@ -25,7 +26,7 @@ from torchrec_nas.embedding_search import (
     use_embedding_dims,
 )
 from torchrec_nas.embedding_search.dims import agreement, resolve_budget
-from torchrec_nas.embedding_search.policy import evolve_widths
+from torchrec_nas.embedding_search.policy import evolve_widths, fit_to_budget
 from torchrec_nas.models import build_baseline
 from torchrec_nas.search.evolution import EvolutionConfig
 from torchrec_nas.train.config import OptimizerConfig
@@ -109,6 +110,15 @@ def test_budget_penalty_keeps_the_picks_within_the_budget() -> None:
     history = evolve_widths(list(rows), widths, cfg, reward, seed=0)
     top = max(history, key=lambda c: c.reward)
     assert embedding_params(top.widths, rows, 16) <= budget and len(history) == 8 + 4 * 15
+
+    def cost(dims: dict[str, int]) -> int:
+        return embedding_params(dims, rows, 16)
+
+    def repair(dims: dict[str, int], rng: random.Random) -> dict[str, int]:
+        return fit_to_budget(dims, widths, cost, budget, rng)
+
+    repaired = evolve_widths(list(rows), widths, cfg, reward, seed=0, repair=repair)
+    assert all(cost(c.widths) <= budget for c in repaired[:8])
     with pytest.raises(ValueError, match=r"embedding_search.budget: 100 .* below the smallest"):
         resolve_budget(100, rows, widths, 16)
 
@@ -171,8 +181,6 @@ def test_a_mixed_width_dlrm_trains_one_step_in_one_process() -> None:
 
 
 def test_a_nasrec_architecture_can_be_the_fixed_interaction(tmp_path: Path) -> None:
-    import random
-
     from torchrec_nas.embedding_search.stage1 import build_embedding_supernet
 
     space = {"preset": "nasrec-small", "num_blocks": 3, "dense_dims": [16, 32]}

@@ -149,17 +149,43 @@ def mutate_widths(
     return child
 
 
+def fit_to_budget(
+    dims: dict[str, int],
+    choices: Sequence[int],
+    cost: Callable[[dict[str, int]], int],
+    budget: int,
+    rng: random.Random,
+) -> dict[str, int]:
+    """``dims`` with random features stepped down one width at a time until ``cost`` is
+    within ``budget`` (or every feature is at the smallest width)."""
+    ordered = sorted(choices)
+    dims = dict(dims)
+    while cost(dims) > budget:
+        wider = sorted(f for f, w in dims.items() if w > ordered[0])
+        if not wider:
+            break
+        f = rng.choice(wider)
+        dims[f] = ordered[ordered.index(dims[f]) - 1]
+    return dims
+
+
+#: ``repair(widths, rng) -> widths`` applied to the random initial population.
+Repair = Callable[[dict[str, int], random.Random], dict[str, int]]
+
+
 def evolve_widths(
     feature_names: Sequence[str],
     widths: Sequence[int],
     cfg: EvolutionConfig,
     reward: Reward,
     seed: int = 0,
+    repair: Repair | None = None,
 ) -> list[WidthCandidate]:
     """Regularized (aging) evolution (Real et al., 2019) over width choices: a random
-    population, then each generation ``children`` parents, each the best of a random
-    ``tournament``, mutated by ``cfg.mutations(generation)`` one-step moves; as many of the
-    oldest die. Returns every candidate in the order evaluated.
+    population (each member passed through ``repair``, for example
+    :func:`fit_to_budget`), then each generation ``children`` parents, each the best of a
+    random ``tournament``, mutated by ``cfg.mutations(generation)`` one-step moves; as many
+    of the oldest die. Returns every candidate in the order evaluated.
 
     Example::
 
@@ -171,6 +197,8 @@ def evolve_widths(
     history: list[WidthCandidate] = []
     for _ in range(cfg.population):
         dims = {f: rng.choice(sorted(widths)) for f in feature_names}
+        if repair is not None:
+            dims = repair(dims, rng)
         history.append(WidthCandidate(len(history), 0, dims, float(reward(dims))))
     population = list(history)
     for generation in range(1, cfg.generations + 1):

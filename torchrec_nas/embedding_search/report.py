@@ -40,36 +40,59 @@ def plot_widths(summary: dict[str, Any], runs: list[dict[str, Any]], path: str) 
     plt.close(fig)
 
 
-def plot_candidates(summary: dict[str, Any], runs: list[dict[str, Any]], path: str) -> None:
-    """Scatter: embedding parameters against reward of evolution's candidates, with the
-    policy picks, the uniform model and the budget."""
+def plot_candidates(
+    summary: dict[str, Any],
+    runs: list[dict[str, Any]],
+    scored: list[tuple[int, float]],
+    path: str,
+) -> None:
+    """Scatter: embedding parameters against validation score of every scored candidate
+    (grey), evolution's candidates, the policy picks, the uniform model and the budget."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.0, 3.6))
+    if scored:
+        xs, ys = [p for p, _ in scored], [v for _, v in scored]
+        ax.scatter(xs, ys, s=3, color="0.75", alpha=0.5, label="scored (policy draws)")
     for r in runs:
         cands = r["evolution_candidates"]
-        ax.scatter([c["params"] for c in cands], [c["reward"] for c in cands], s=6, alpha=0.4,
+        ax.scatter([c["params"] for c in cands], [c["score"] for c in cands], s=6, alpha=0.5,
                    label=f"evolution seed {r['seed']}")  # fmt: skip
-        ax.scatter([r["policy"]["params"]], [r["policy"]["reward"]], marker="*", s=90,
-                   label=f"policy seed {r['seed']}")  # fmt: skip
+    for r in runs:
+        p = r["policy"]
+        score = p["auc"] if summary["score"] == "auc" else -p["logloss"]
+        ax.scatter([p["params"]], [score], marker="*", s=90, label=f"policy seed {r['seed']}")
     u = summary["uniform"]
-    ax.scatter([u["params"]], [u["reward"]], marker="s", color="black", label="uniform")
+    u_score = u["auc"] if summary["score"] == "auc" else -u["logloss"]
+    ax.scatter([u["params"]], [u_score], marker="s", color="black", label="uniform")
     ax.axvline(summary["budget"], color="red", ls="--", lw=1, label="budget")
     ax.set_xlabel("embedding parameters (tables + projections)")
-    ax.set_ylabel("reward (validation score - penalty)")
+    ax.set_ylabel(f"validation {'AUC' if summary['score'] == 'auc' else '-logloss'}")
     ax.legend(fontsize=6)
     _save_figure(fig, path)
     plt.close(fig)
 
 
-def write_report(out: str | Path, summary: dict[str, Any], runs: list[dict[str, Any]]) -> str:
-    """Writes ``embedding_search.md`` and its two figures under ``out``; returns its path."""
+def write_report(
+    out: str | Path,
+    summary: dict[str, Any],
+    runs: list[dict[str, Any]],
+    scored: list[tuple[int, float]] | None = None,
+) -> str:
+    """Writes ``embedding_search.md`` and its two figures under ``out``; returns its path.
+
+    Args:
+        out: the output directory.
+        summary: what ``embedding_search.json`` holds.
+        runs: stage 2's runs, one per seed.
+        scored: ``(params, score)`` of every candidate scored.
+    """
     out = str(out)
     plot_widths(summary, runs, storage.join(out, "embedding_widths.png"))
-    plot_candidates(summary, runs, storage.join(out, "embedding_candidates.png"))
+    plot_candidates(summary, runs, scored or [], storage.join(out, "embedding_candidates.png"))
     u = summary["uniform"]
     agree = summary["agreement"]
     lines = [

@@ -9,6 +9,7 @@ against the uniform model, agreement across seeds, evolution's pick against the 
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from torchrec_nas import storage
 from torchrec_nas.config import Config
 from torchrec_nas.data import DataSplits
 from torchrec_nas.embedding_search.dims import agreement, embedding_params, resolve_budget
-from torchrec_nas.embedding_search.policy import WidthPolicy, evolve_widths
+from torchrec_nas.embedding_search.policy import WidthPolicy, evolve_widths, fit_to_budget
 from torchrec_nas.embedding_search.report import write_report
 from torchrec_nas.embedding_search.scoring import WidthObjective, WidthScorer
 from torchrec_nas.embedding_search.stage1 import (
@@ -110,7 +111,11 @@ class EmbeddingSizeSearch:
             ]
             if feasible:
                 pick = max(feasible, key=lambda rs: rs[0])[1]
-        evolution = evolve_widths(features, es.widths, es.evolution, objective, seed)
+
+        def repair(dims: dict[str, int], rng: random.Random) -> dict[str, int]:
+            return fit_to_budget(dims, es.widths, objective.params, self.budget, rng)
+
+        evolution = evolve_widths(features, es.widths, es.evolution, objective, seed, repair)
         best = max(evolution, key=lambda c: (c.reward, -c.index))
         return {
             "seed": seed,
@@ -118,7 +123,12 @@ class EmbeddingSizeSearch:
             "evolution": {"widths": best.widths, **objective.describe(best.widths)},
             "history": [{"seed": seed, **s.to_dict()} for s in steps],
             "evolution_candidates": [
-                {"widths": c.widths, "reward": c.reward, "params": objective.params(c.widths)}
+                {
+                    "widths": c.widths,
+                    "reward": c.reward,
+                    "score": objective.score(c.widths),
+                    "params": objective.params(c.widths),
+                }
                 for c in evolution
             ],
         }
@@ -149,6 +159,7 @@ class EmbeddingSizeSearch:
             "uniform": {"width": self.token_width, **objective.describe(uniform)},
             "params_ratio_to_uniform": objective.params(dims) / uniform_params,
             "budget": self.budget,
+            "score": es.score,
             "widths": sorted(es.widths),
             "seeds": [{k: r[k] for k in ("seed", "policy", "evolution")} for r in runs],
             "agreement": agreement([r["policy"]["widths"] for r in runs], es.widths),
@@ -162,7 +173,11 @@ class EmbeddingSizeSearch:
             storage.join(self.out, "embedding_history.jsonl"), "\n".join(lines) + "\n"
         )
         write_json_atomic(storage.join(self.out, "embedding_search.json"), summary)
-        write_report(self.out, summary, runs)
+        scored = [
+            (objective.params(d), objective.score(d))
+            for d in map(json.loads, objective.scorer.cache)
+        ]
+        write_report(self.out, summary, runs, scored)
         return summary
 
 
