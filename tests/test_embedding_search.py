@@ -161,6 +161,8 @@ def test_agreement_counts_identical_and_one_step_apart() -> None:
     a = agreement([{"x": 8, "y": 4}, {"x": 8, "y": 16}, {"x": 12, "y": 4}], [4, 8, 12, 16])
     assert a["identical_share"] == 0.0 and a["within_one_step_share"] == 0.5
     assert a["features"]["x"]["within_one_step"] and not a["features"]["y"]["within_one_step"]
+    w = agreement([{"x": 8, "y": 4}, {"x": 12, "y": 16}], [4, 8, 12, 16], {"x": 90, "y": 10})
+    assert w["within_one_step_weighted_share"] == 0.9 and w["identical_weighted_share"] == 0.0
 
 
 def test_a_mixed_width_dlrm_trains_one_step_in_one_process() -> None:

@@ -147,10 +147,15 @@ def resolve_budget(
     return count
 
 
-def agreement(picks: Sequence[Mapping[str, int]], widths: Sequence[int]) -> dict[str, Any]:
+def agreement(
+    picks: Sequence[Mapping[str, int]],
+    widths: Sequence[int],
+    weights: Mapping[str, float] | None = None,
+) -> dict[str, Any]:
     """How often each feature gets the same width across runs: per feature, whether every
     run agrees (``identical``) or all lie within one step of the candidate list
-    (``within_one_step``), and the shares of features of each.
+    (``within_one_step``), and the shares of features of each; with ``weights`` (for
+    example table rows, so the share of the parameters), also those shares weighted.
 
     Example::
 
@@ -166,12 +171,17 @@ def agreement(picks: Sequence[Mapping[str, int]], widths: Sequence[int]) -> dict
             "within_one_step": max(steps) - min(steps) <= 1,
         }
     n = max(1, len(per))
-    return {
+    out: dict[str, Any] = {
         "runs": len(picks),
         "identical_share": sum(v["identical"] for v in per.values()) / n,
         "within_one_step_share": sum(v["within_one_step"] for v in per.values()) / n,
-        "features": per,
     }
+    if weights is not None:
+        total = sum(weights[f] for f in per) or 1.0
+        for key in ("identical", "within_one_step"):
+            out[f"{key}_weighted_share"] = sum(weights[f] for f, v in per.items() if v[key]) / total
+    out["features"] = per
+    return out
 
 
 def dims_key(dims: Mapping[str, int]) -> str:

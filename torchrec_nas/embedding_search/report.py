@@ -119,7 +119,9 @@ def write_report(
         "",
         f"Agreement of the policy's widths across {agree['runs']} seeds: "
         f"{agree['identical_share']:.0%} of features identical, "
-        f"{agree['within_one_step_share']:.0%} within one step.",
+        f"{agree['within_one_step_share']:.0%} within one step "
+        f"({agree.get('identical_weighted_share', float('nan')):.0%} and "
+        f"{agree.get('within_one_step_weighted_share', float('nan')):.0%} of the rows).",
         "",
         "![width per feature](embedding_widths.png)",
         "",
