@@ -4,6 +4,7 @@ checkpoints."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -137,8 +138,6 @@ def run_embedding_supernet(
     """
     summary_path = storage.join(out, STAGE_DIR, "supernet.json")
     if storage.isfile(summary_path) and storage.isfile(storage.join(out, STAGE_DIR, "supernet.pt")):
-        import json
-
         return dict(json.loads(storage.read_text(summary_path)))
     es = cfg.embedding_search
     total = es.total_steps(batches_per_epoch(data.train))
