@@ -162,8 +162,11 @@ class EmbeddingSizeSearch:
             "score": es.score,
             "widths": sorted(es.widths),
             "seeds": [{k: r[k] for k in ("seed", "policy", "evolution")} for r in runs],
-            "agreement": agreement([r["policy"]["widths"] for r in runs], es.widths),
-            "evolution_agreement": agreement([r["evolution"]["widths"] for r in runs], es.widths),
+            # Also weighted by table rows: the share of the uniform model's parameters.
+            "agreement": agreement([r["policy"]["widths"] for r in runs], es.widths, self.rows),
+            "evolution_agreement": agreement(
+                [r["evolution"]["widths"] for r in runs], es.widths, self.rows
+            ),
             "candidates_scored": len(objective.scorer.cache),
             "stage1": stage1,
         }
