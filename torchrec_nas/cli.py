@@ -99,8 +99,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             cfg.supernet.progress = cfg.train.progress = cfg.search.progress = False
         if getattr(args, "embedding_dims", None):
             cfg.train.embedding_dims = args.embedding_dims
-        if args.quiet:
-            cfg.embedding_search.progress = False
         if getattr(args, "allow_chance", False):
             cfg.search.allow_chance = True
         if args.command == "evaluate":  # writes nothing under --out
@@ -157,6 +155,7 @@ def _run(args: argparse.Namespace, cfg: object) -> int:
     elif cmd == "embedding-search":
         from torchrec_nas.embedding_search.search import run_embedding_search
 
+        cfg.embedding_search.progress = cfg.embedding_search.progress and not args.quiet
         print(json_dumps(run_embedding_search(cfg, out, runtime)["embedding_dims"]))
     elif cmd == "evaluate":
         print(json_dumps(stages.evaluate_saved_model(cfg, args.model, runtime).to_dict()))
