@@ -43,8 +43,8 @@ def test_a_width_d_lookup_is_the_first_d_columns_of_the_largest_table() -> None:
     ebc = arch.embedding_bag_collection.embedding_bags
     ids = batch.sparse_features["c1"].values()
     assert torch.equal(full[:, 1, :], ebc["t_c1"].weight[ids])  # one id per row
-    # Width 16 (the token width) is the prefix itself; width 8 is a projection of the prefix
-    # that starts as zero padding, and ignores the columns beyond 8.
+    # Every width is a projection of the prefix that starts as zero padding (or the prefix
+    # itself at the token width, 16), and ignores the columns beyond the width.
     widths = {"c0": 16, "c1": 8, "c2": 32, "c3": 4, "c4": 12}
     tokens = arch(batch.sparse_features, widths)
     assert tokens.shape == (8, 5, 16)
@@ -52,6 +52,9 @@ def test_a_width_d_lookup_is_the_first_d_columns_of_the_largest_table() -> None:
     assert torch.equal(tokens[:, 1, :8], full[:, 1, :8]) and not tokens[:, 1, 8:].any()
     with torch.no_grad():
         arch.weights[1].add_(torch.randn(16, 32))
+        arch.weights[0].add_(torch.randn(16, 32))
+    assert not torch.allclose(arch(batch.sparse_features, widths)[:, 0], full[:, 0, :16])
+    with torch.no_grad():
         changed = full.clone()
         changed[:, 1, 8:] = 99.0  # columns past the width do not matter
     assert torch.allclose(arch.project(full, widths)[:, 1], arch.project(changed, widths)[:, 1])

@@ -10,6 +10,10 @@ The supernet shares weights along the width: each feature's table is built at th
 width ``D`` and width ``d`` uses its first ``d`` columns; each feature's projection is one
 ``[T, D]`` weight of which width ``d`` uses the first ``d`` columns (a sliced shared weight,
 as the NASRec supernet's elastic layers, rather than one ``nn.Linear`` per (feature, width)).
+In the supernet every width goes through it, the token width included, so that all widths of
+a feature reach the shared interaction in one coordinate system (an identity at ``T`` scored
+far below its neighbours); a final model needs none at ``T``, since its freely trained table
+rows absorb any affine map ``W e + b``.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ class ElasticSparseArch(nn.Module):
     its width and projected to the token width.
 
     ``forward(features, widths)`` gives tokens ``[B, F, T]`` where feature ``f``'s token is
-    ``W_f[:, :d_f] e_f[:d_f] + b_f`` (``e_f[:T]`` when ``d_f = T``).
+    ``W_f[:, :d_f] e_f[:d_f] + b_f``, for every width (see the module's docstring).
 
     Args:
         embedding_bag_collection: one table per feature, all at the largest width.
@@ -80,12 +84,8 @@ class ElasticSparseArch(nn.Module):
         tokens = []
         for i, f in enumerate(self.feature_names):
             d = widths[f]
-            e = pooled[:, i, :d]
-            if d == self.token_width:
-                tokens.append(e)
-            else:
-                w = self.weights[i][:, :d]
-                tokens.append(nn.functional.linear(e, w, self.biases[i]))
+            w = self.weights[i][:, :d]
+            tokens.append(nn.functional.linear(pooled[:, i, :d], w, self.biases[i]))
         return torch.stack(tokens, dim=1)
 
     def forward(self, features: KeyedJaggedTensor, widths: Mapping[str, int]) -> torch.Tensor:

@@ -101,6 +101,7 @@ def supernet_meta(cfg: Config, spec: DataSpec) -> dict[str, Any]:
         "widths": sorted(es.widths),
         "interaction": es.interaction,
         "token_width": cfg.space.embedding_dim,
+        "projection": "every width",  # the token width included (see modules.py)
         "seed": cfg.seed,
     }
 
@@ -117,7 +118,7 @@ def load_embedding_supernet(cfg: Config, spec: DataSpec, out: str | Path) -> Emb
     if state is None:
         raise FileNotFoundError(f"{path}: no embedding supernet here; run stage 1 first")
     meta = supernet_meta(cfg, spec)
-    for key in ("spec", "widths", "interaction", "token_width"):
+    for key in ("spec", "widths", "interaction", "token_width", "projection"):
         if state.get(key) != meta[key]:
             raise ValueError(f"{path}: the supernet was trained with another {key}")
     model = build_embedding_supernet(cfg, spec)
