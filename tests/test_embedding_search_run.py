@@ -192,3 +192,16 @@ def test_mixed_widths_train_under_dmp_on_two_ranks(tmp_path: Path) -> None:
     rows = {f: r for f, (r, _) in shards.items()}
     assert results["dlrm_mixed"]["embedding_params"] == embedding_params(dims, rows, 16)
     assert results["dlrm"]["embedding_params"] == 16 * sum(rows.values())
+
+
+def test_search_runs_on_two_ranks(tmp_path: Path) -> None:
+    # Stage 1 sharded over 2 gloo ranks (the sampler fed the ranks' mean loss), stage 2 on
+    # rank 0 while rank 1 waits: no collective may run on one rank alone.
+    config, out = _config(tmp_path), tmp_path / "two"
+    worker = str(Path(__file__).parent / "embedding_search_worker.py")
+    _ok(torchrun(worker, str(config), str(out)))
+    summary = json.loads((out / "embedding_search.json").read_text())
+    assert summary["stage1"]["world_size"] == 2 and summary["stage1"]["steps"] == 24
+    dims = json.loads((out / "embedding_dims.json").read_text())
+    assert sorted(dims) == [f"cat_{i}" for i in range(5)]
+    assert "world_size: 2" in (out / "embedding_search" / "sharding_plan.txt").read_text()

@@ -9,18 +9,20 @@ appended to a JSONL cache, so a killed search replays with the same numbers.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Mapping
 from itertools import islice
 from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
+from torchmetrics.functional.classification import binary_auroc
 from torchrec.datasets.utils import Batch
 
 from torchrec_nas import storage
 from torchrec_nas.embedding_search.dims import dims_key, embedding_params
 from torchrec_nas.embedding_search.modules import EmbeddingSupernet
-from torchrec_nas.train.metrics import BinaryMetrics
 
 
 class WidthScorer:
@@ -74,12 +76,17 @@ class WidthScorer:
         key = dims_key(widths)
         if key in self.cache:
             return self.cache[key]
-        metrics = BinaryMetrics(self.device)
-        for dense, pooled, labels in self.inputs:
+        logits, labels = [], []
+        for dense, pooled, batch_labels in self.inputs:
             tokens = self.model.sparse_arch.project(pooled, widths)
-            metrics.update(self.model.head(dense, tokens), labels)
-        result = metrics.compute()
-        value = {"auc": result.auc, "logloss": result.logloss}
+            logits.append(self.model.head(dense, tokens).float())
+            labels.append(batch_labels.float())
+        # Computed here, not with torchmetrics' modules: those reduce across ranks, and only
+        # the primary rank scores.
+        x, y = torch.cat(logits), torch.cat(labels)
+        logloss = float(F.binary_cross_entropy_with_logits(x, y))
+        auc = float(binary_auroc(torch.sigmoid(x), y.long())) if 0 < y.mean() < 1 else math.nan
+        value = {"auc": auc, "logloss": logloss}
         self.cache[key] = value
         self.evaluated += 1
         if self.cache_path is not None:
