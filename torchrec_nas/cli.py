@@ -47,6 +47,8 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="train only the configured baselines (DLRM, DCN-v2), no architecture needed",
     )
+    t.add_argument("--embedding-dims", help="embedding_dims.json: also train mixed widths")
+    add("embedding-search", "search one embedding width per feature (writes embedding_dims.json)")
     e = add("evaluate", "evaluate a saved model on the test split")
     e.add_argument("--model", required=True, help="a model_*.pt written by `train`")
     est = add("estimate", "PIM cost of an architecture, layer by layer")
@@ -112,6 +114,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         cfg = Config.load(args.config)
         if args.quiet:
             cfg.supernet.progress = cfg.train.progress = cfg.search.progress = False
+        if getattr(args, "embedding_dims", None):
+            cfg.train.embedding_dims = args.embedding_dims
         if getattr(args, "allow_chance", False):
             cfg.search.allow_chance = True
         if args.command == "evaluate":  # writes nothing under --out
@@ -165,6 +169,11 @@ def _run(args: argparse.Namespace, cfg: object) -> int:
             cfg.train.baselines.models = []
         results = stages.train_final(cfg, out, arch, runtime=runtime)
         print(json_dumps({k: v["test"] for k, v in results.items()}))
+    elif cmd == "embedding-search":
+        from torchrec_nas.embedding_search.search import run_embedding_search
+
+        cfg.embedding_search.progress = cfg.embedding_search.progress and not args.quiet
+        print(json_dumps(run_embedding_search(cfg, out, runtime)["embedding_dims"]))
     elif cmd == "evaluate":
         print(json_dumps(stages.evaluate_saved_model(cfg, args.model, runtime).to_dict()))
     elif cmd == "estimate":

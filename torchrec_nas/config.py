@@ -27,6 +27,7 @@ from torchrec_nas.config_utils import ConfigError, from_mapping, load_yaml, to_m
 from torchrec_nas.data import DataConfig
 from torchrec_nas.data.config import check_local_inputs
 from torchrec_nas.distributed.config import DistributedConfig
+from torchrec_nas.embedding_search.config import EmbeddingSearchConfig
 from torchrec_nas.search.config import FinetuneConfig, RerankConfig
 from torchrec_nas.search.evolution import EvolutionConfig
 from torchrec_nas.search.objective import ObjectiveConfig
@@ -172,6 +173,9 @@ class TrainConfig(LoopConfig):
             with the learning rate. The supernet needs its LayerNorms to train stably; a fixed
             model may train better without them (DCN-v2 does). Empty: the space's
             ``layer_norm``.
+        embedding_dims: an ``embedding_dims.json`` of ``embedding-search``: each model is also
+            trained with those per-feature widths (``<name>_mixed``); the CLI's
+            ``--embedding-dims``.
     """
 
     baselines: BaselineConfig = field(default_factory=BaselineConfig)
@@ -179,6 +183,7 @@ class TrainConfig(LoopConfig):
     norm_gain_init: float = 1.0
     seeds: list[int] = field(default_factory=list)
     layer_norm_grid: list[bool] = field(default_factory=list)
+    embedding_dims: str | None = None
 
     def validate(self) -> None:
         super().validate()
@@ -261,6 +266,7 @@ class Config:
         bench: benchmark settings.
         distributed: sharding and process-group settings of jobs launched with ``torchrun``
             or TorchX (``torchrec_nas.launch``); ignored by one-process runs.
+        embedding_search: the embedding-size search (``torchrec-nas embedding-search``).
     """
 
     seed: int = 2018
@@ -272,6 +278,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     bench: BenchConfig = field(default_factory=BenchConfig)
     distributed: DistributedConfig = field(default_factory=DistributedConfig)
+    embedding_search: EmbeddingSearchConfig = field(default_factory=EmbeddingSearchConfig)
 
     @staticmethod
     def from_dict(data: dict[str, Any], where: str = "config") -> Config:

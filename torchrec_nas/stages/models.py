@@ -15,6 +15,8 @@ from torchrec.modules.embedding_configs import EmbeddingBagConfig
 
 from torchrec_nas.config import Config
 from torchrec_nas.data import DataSpec
+from torchrec_nas.embedding_search.dims import embedding_bag_configs
+from torchrec_nas.embedding_search.modules import use_embedding_dims
 from torchrec_nas.models import NASRecModel, NASRecSubnet, build_baseline
 from torchrec_nas.space import Architecture, SearchSpace
 from torchrec_nas.train.checkpoint import CheckpointError, load_checkpoint, save_atomic
@@ -160,12 +162,17 @@ def load_model(path: str | Path) -> nn.Module:
     dense_in = len(spec.dense_names)
     space = SearchSpace.from_mapping(state["space"], f"{path}: space")
     tables = spec.tables(space.embedding_dim)
+    options = dict(state.get("options", {}))
+    dims = options.pop("embedding_dims", None)  # a mixed-width model of `train`
     model: nn.Module
     if state["kind"] == "nasrec":
         arch = Architecture.from_dict(state["architecture"], str(path))
         model = NASRecSubnet.build(tables, dense_in, space, arch)
     else:
-        model = build_baseline(state["kind"], tables, dense_in, **state.get("options", {}))
+        model = build_baseline(state["kind"], tables, dense_in, **options)
+    if dims:
+        mixed = embedding_bag_configs(dims, tables)
+        model = use_embedding_dims(model, mixed, space.embedding_dim)
     model.load_state_dict(state["state_dict"])
     return model.eval()
 

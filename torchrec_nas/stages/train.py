@@ -15,6 +15,11 @@ from torchrec.datasets.utils import Batch
 from torchrec_nas import storage
 from torchrec_nas.config import Config
 from torchrec_nas.data import DataSplits
+from torchrec_nas.embedding_search.mixed import (
+    compare_mixed,
+    embedding_param_count,
+    mixed_width_candidates,
+)
 from torchrec_nas.hardware.flops import architecture_costs
 from torchrec_nas.runtime.base import Runtime
 from torchrec_nas.runtime.callbacks import standard_callbacks
@@ -93,9 +98,14 @@ def train_final(
     # blocks or not), chosen on validation with the learning rate; baselines have none.
     norms = list(dict.fromkeys(cfg.train.layer_norm_grid)) or [cfg.space.layer_norm]
     spaces = {n: dataclasses.replace(cfg.space, layer_norm=n) for n in norms}
+    # With train.embedding_dims, each model is also trained at those widths (<name>_mixed).
     builders = {
-        (s, n): final_candidates(
-            dataclasses.replace(cfg, space=spaces[n]), tables, dense_in, arch, seed=s
+        (s, n): mixed_width_candidates(
+            cfg,
+            data.spec,
+            final_candidates(
+                dataclasses.replace(cfg, space=spaces[n]), tables, dense_in, arch, seed=s
+            ),
         )
         for s in seeds
         for n in norms
@@ -103,7 +113,7 @@ def train_final(
     results: dict[str, Any] = {}
     for k, (name, _, options) in enumerate(builders[seeds[0], norms[0]]):
         base = f"train/{name}" + (f"/seed_{seeds[0]}" if seed_dirs else "")
-        choices = norms if name == "nasrec" else norms[:1]
+        choices = norms if name.startswith("nasrec") else norms[:1]
         trials: dict[str, Any] = {}
         best: tuple[float, float, bool, nn.Module, TrainResult] | None = None
         for lr in grid:
@@ -121,6 +131,7 @@ def train_final(
         build = builders[seeds[0], norm][k][1]
         model.eval()
         test = evaluate(model, runtime.share(data.test, None), None, runtime.device)
+        fresh = build()
         entry: dict[str, Any] = {
             "test": test.to_dict(),
             "val": res.val.to_dict() if res.val else None,
@@ -128,7 +139,8 @@ def train_final(
             "lr_trials": trials,
             "train": res.to_dict(),
             # FLOPs and parameter counts do not depend on the weights: count a fresh copy.
-            **model_costs(build(), sample),
+            **model_costs(fresh, sample),
+            "embedding_params": embedding_param_count(fresh),
         }
         entry["seeds"] = [{"seed": seeds[0], "test": entry["test"], "val": entry["val"]}]
         for s in seeds[1:]:
@@ -163,6 +175,7 @@ def train_final(
         results[name] = entry
     if "nasrec" in results:
         results["nasrec"]["versus_baselines"] = compare_to_baselines(results)
+    compare_mixed(results)
     if runtime.is_primary:
         write_json_atomic(storage.join(out, "train", "results.json"), results)
     runtime.barrier()

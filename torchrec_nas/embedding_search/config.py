@@ -1,0 +1,118 @@
+"""Settings of the embedding-size search (AdaS&S), torch-free: the ``embedding_search:``
+section of a config."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Literal
+
+from torchrec_nas.search.evolution import EvolutionConfig
+from torchrec_nas.train.config import LoopConfig
+
+DEFAULT_WIDTHS = [4, 8, 12, 16, 24, 32, 48, 64]
+
+
+def check_widths(widths: list[int], where: str = "embedding_search.widths") -> None:
+    """Fails with one line naming the first width that FBGEMM's fused kernels cannot take.
+
+    Raises:
+        ValueError: an empty list, a width that is not a positive multiple of 4, or a repeat.
+    """
+    if not widths:
+        raise ValueError(f"{where}: needs at least one width")
+    for w in widths:
+        if w <= 0 or w % 4:
+            raise ValueError(f"{where}: width {w} is not a positive multiple of 4")
+    if len(set(widths)) != len(widths):
+        raise ValueError(f"{where}: a width appears twice in {widths}")
+
+
+def width_evolution_default() -> EvolutionConfig:
+    """Regularized evolution sized for a width search (cheap candidates)."""
+    return EvolutionConfig(
+        population=16, tournament=4, children=4, generations=20, mutations_start=3
+    )
+
+
+@dataclass
+class EmbeddingSearchConfig(LoopConfig):
+    """The embedding-size search: stage 1 (the embedding supernet) and stage 2 (the policy).
+
+    Stage 1's budget follows the supernet's: ``steps`` when set; else ``epochs`` passes when
+    set; else (``epochs: null``, the default) one pass over the training rows, at least
+    ``min_steps``. Its loop settings (``optimizer``, ``eval_batches``, ``checkpoint_every``,
+    ...) are those of :class:`~torchrec_nas.train.config.LoopConfig`.
+
+    Args:
+        widths: candidate widths of every feature's table, each a multiple of 4.
+        interaction: ``dlrm`` (TorchRec's DLRM, with ``train.baselines``' layer sizes) or the
+            path of an architecture JSON of the config's space.
+        min_steps: the fewest stage-1 steps of a budget that follows the data.
+        uniform_floor: share of the width draws that are uniform, so no width is starved.
+        loss_decay: decay of the running loss per (feature, width).
+        temperature: softmax temperature over the running losses, standardized per feature
+            (lower: sharper).
+        budget: a float is a fraction of the uniform model's embedding parameters (the
+            token width of ``space.embedding_dim`` for every feature); an integer is a
+            parameter count.
+        score: the validation score of a candidate: ``auc`` or ``logloss`` (negated).
+        val_batches: fixed validation batches a candidate is scored on.
+        policy_steps: REINFORCE steps of stage 2.
+        policy_samples: candidates drawn per REINFORCE step.
+        policy_lr: the policy's learning rate (Adam on its logits).
+        baseline_decay: decay of REINFORCE's moving-average baseline.
+        penalty: reward penalty per unit of relative excess over the budget.
+        evolution: regularized evolution over widths on the same reward.
+        seeds: stage-2 seeds (stability across runs).
+    """
+
+    epochs: float | None = None  # type: ignore[assignment]
+    widths: list[int] = field(default_factory=lambda: list(DEFAULT_WIDTHS))
+    interaction: str = "dlrm"
+    min_steps: int = 300
+    uniform_floor: float = 0.2
+    loss_decay: float = 0.9
+    temperature: float = 1.0
+    budget: int | float = 0.8
+    score: Literal["auc", "logloss"] = "auc"
+    val_batches: int = 8
+    policy_steps: int = 150
+    policy_samples: int = 8
+    policy_lr: float = 0.1
+    baseline_decay: float = 0.9
+    penalty: float = 1.0
+    evolution: EvolutionConfig = field(default_factory=width_evolution_default)
+    seeds: list[int] = field(default_factory=lambda: [1, 2, 3])
+
+    def validate(self) -> None:
+        epochs, self.epochs = self.epochs, 1.0 if self.epochs is None else self.epochs
+        try:
+            super().validate()
+        finally:
+            self.epochs = epochs
+        check_widths(self.widths, "widths")
+        if not 0.0 <= self.uniform_floor <= 1.0:
+            raise ValueError(f"uniform_floor must be in [0, 1], got {self.uniform_floor}")
+        if not 0.0 <= self.loss_decay < 1.0 or not 0.0 <= self.baseline_decay < 1.0:
+            raise ValueError("loss_decay and baseline_decay must be in [0, 1)")
+        if not (self.temperature > 0 and self.policy_lr > 0 and self.penalty >= 0):
+            raise ValueError("temperature and policy_lr must be positive, penalty >= 0")
+        if isinstance(self.budget, float) and not 0.0 < self.budget:
+            raise ValueError(f"budget: a fraction must be positive, got {self.budget}")
+        if isinstance(self.budget, int) and self.budget < 1:
+            raise ValueError(f"budget: a parameter count must be positive, got {self.budget}")
+        if min(self.min_steps, self.val_batches, self.policy_steps, self.policy_samples) < 1:
+            raise ValueError("min_steps, val_batches, policy_steps, policy_samples must be >= 1")
+        if not self.seeds:
+            raise ValueError("seeds must not be empty")
+
+    def total_steps(self, batches_per_epoch: int | None) -> int:
+        """Stage 1's length: ``steps``, ``epochs`` passes, or ``max(min_steps, one pass)``."""
+        if self.steps is not None:
+            return self.steps
+        if not batches_per_epoch:
+            raise ValueError("the training split's length is unknown: set `embedding_search.steps`")
+        if self.epochs is not None and math.isfinite(self.epochs):
+            return max(1, int(self.epochs * batches_per_epoch))
+        return max(self.min_steps, batches_per_epoch)

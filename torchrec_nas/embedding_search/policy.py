@@ -1,0 +1,216 @@
+"""Stage 2's strategies over width choices ``{feature: width}``: a REINFORCE policy and
+regularized evolution. Both only propose choices and read rewards; the reward is a function
+passed in (see :mod:`torchrec_nas.embedding_search.scoring`), so they run on a toy reward too.
+
+Every random draw comes from ``(seed, step)``, and the policy's update is deterministic, so a
+run replayed with the same rewards (cached scores after a kill) makes the same choices.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from torchrec_nas.search.evolution import EvolutionConfig
+
+#: ``reward(widths) -> float``; higher is better.
+Reward = Callable[[dict[str, int]], float]
+
+
+@dataclass
+class PolicyStep:
+    """One REINFORCE step: the drawn choices, their rewards, the baseline before the update,
+    and the policy's most likely choice after it."""
+
+    step: int
+    samples: list[dict[str, int]]
+    rewards: list[float]
+    baseline: float
+    pick: dict[str, int]
+    entropy: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "rewards": self.rewards,
+            "mean_reward": sum(self.rewards) / len(self.rewards),
+            "baseline": self.baseline,
+            "pick": self.pick,
+            "entropy": self.entropy,
+        }
+
+
+class WidthPolicy:
+    """One categorical distribution per feature over its widths, trained by REINFORCE with
+    a moving-average baseline (Williams, 1992).
+
+    Each step draws ``samples`` choices ``a_k`` from ``softmax(theta)``, and ascends
+    ``mean_k (R(a_k) - b) * sum_f log p_f(a_k[f])`` with Adam at ``lr``; then
+    ``b <- decay * b + (1 - decay) * mean_k R(a_k)`` (``b`` starts at the first step's mean
+    reward). The pick is each feature's most likely width.
+
+    Args:
+        feature_names: the features.
+        widths: the candidate widths.
+        lr: Adam's learning rate on the logits.
+        baseline_decay: the baseline's decay.
+        samples: choices drawn per step.
+        seed: the run's seed.
+
+    Example::
+
+        policy = WidthPolicy(["a", "b"], [4, 8, 16], lr=0.1)
+        for k in range(100):
+            policy.step(k, reward)
+        policy.pick()   # {"a": 8, "b": 16}
+    """
+
+    def __init__(
+        self,
+        feature_names: Sequence[str],
+        widths: Sequence[int],
+        lr: float = 0.1,
+        baseline_decay: float = 0.9,
+        samples: int = 8,
+        seed: int = 0,
+    ) -> None:
+        self.feature_names = list(feature_names)
+        self.widths = sorted(widths)
+        self.baseline_decay = baseline_decay
+        self.samples = samples
+        self.seed = seed
+        self.logits = torch.zeros(len(self.feature_names), len(self.widths), requires_grad=True)
+        self.optimizer = torch.optim.Adam([self.logits], lr=lr)
+        self.baseline: float | None = None
+
+    def probabilities(self) -> torch.Tensor:
+        """``[F, W]``."""
+        return torch.softmax(self.logits.detach(), dim=1)
+
+    def pick(self) -> dict[str, int]:
+        """Each feature's most likely width (the smaller on a tie)."""
+        index = self.probabilities().argmax(dim=1).tolist()
+        return {f: self.widths[i] for f, i in zip(self.feature_names, index)}
+
+    def step(self, step: int, reward: Reward) -> PolicyStep:
+        """Draws, scores and updates once."""
+        g = torch.Generator().manual_seed(hash_seed(self.seed, step))
+        probs = self.probabilities()
+        drawn = torch.multinomial(probs, self.samples, replacement=True, generator=g)  # [F, K]
+        samples = [
+            {f: self.widths[int(drawn[i, k])] for i, f in enumerate(self.feature_names)}
+            for k in range(self.samples)
+        ]
+        rewards = [float(reward(s)) for s in samples]
+        mean = sum(rewards) / len(rewards)
+        baseline = mean if self.baseline is None else self.baseline
+        advantage = torch.tensor(rewards) - baseline
+        log_p = torch.log_softmax(self.logits, dim=1).gather(1, drawn).sum(dim=0)  # [K]
+        loss = -(advantage * log_p).mean()
+        self.optimizer.zero_grad()
+        loss.backward()
+        self.optimizer.step()
+        self.baseline = self.baseline_decay * baseline + (1 - self.baseline_decay) * mean
+        p = self.probabilities()
+        entropy = float(-(p * p.clamp_min(1e-12).log()).sum(dim=1).mean())
+        return PolicyStep(step, samples, rewards, baseline, self.pick(), entropy)
+
+
+def hash_seed(seed: int, step: int) -> int:
+    """A 63-bit seed of ``(seed, step)`` that does not depend on Python's hash salt."""
+    return random.Random(f"{seed}:policy:{step}").getrandbits(63)
+
+
+@dataclass
+class WidthCandidate:
+    """A width choice scored by evolution, in the order evaluated."""
+
+    index: int
+    generation: int
+    widths: dict[str, int]
+    reward: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def mutate_widths(
+    widths: dict[str, int], choices: Sequence[int], rng: random.Random, mutations: int
+) -> dict[str, int]:
+    """``widths`` with ``mutations`` features moved one step up or down the sorted choices."""
+    ordered = sorted(choices)
+    child = dict(widths)
+    for f in rng.sample(sorted(child), min(mutations, len(child))):
+        i = ordered.index(child[f])
+        moves = [j for j in (i - 1, i + 1) if 0 <= j < len(ordered)]
+        child[f] = ordered[rng.choice(moves)] if moves else ordered[i]
+    return child
+
+
+def fit_to_budget(
+    dims: dict[str, int],
+    choices: Sequence[int],
+    cost: Callable[[dict[str, int]], int],
+    budget: int,
+    rng: random.Random,
+) -> dict[str, int]:
+    """``dims`` with random features stepped down one width at a time until ``cost`` is
+    within ``budget`` (or every feature is at the smallest width)."""
+    ordered = sorted(choices)
+    dims = dict(dims)
+    while cost(dims) > budget:
+        wider = sorted(f for f, w in dims.items() if w > ordered[0])
+        if not wider:
+            break
+        f = rng.choice(wider)
+        dims[f] = ordered[ordered.index(dims[f]) - 1]
+    return dims
+
+
+#: ``repair(widths, rng) -> widths`` applied to the random initial population.
+Repair = Callable[[dict[str, int], random.Random], dict[str, int]]
+
+
+def evolve_widths(
+    feature_names: Sequence[str],
+    widths: Sequence[int],
+    cfg: EvolutionConfig,
+    reward: Reward,
+    seed: int = 0,
+    repair: Repair | None = None,
+) -> list[WidthCandidate]:
+    """Regularized (aging) evolution (Real et al., 2019) over width choices: a random
+    population (each member passed through ``repair``, for example
+    :func:`fit_to_budget`), then each generation ``children`` parents, each the best of a
+    random ``tournament``, mutated by ``cfg.mutations(generation)`` one-step moves; as many
+    of the oldest die. Returns every candidate in the order evaluated.
+
+    Example::
+
+        history = evolve_widths(["a"], [4, 8], EvolutionConfig(population=4, tournament=2,
+                                children=2, generations=3), reward, seed=1)
+        best = max(history, key=lambda c: c.reward)
+    """
+    rng = random.Random(f"{seed}:evolution:init")
+    history: list[WidthCandidate] = []
+    for _ in range(cfg.population):
+        dims = {f: rng.choice(sorted(widths)) for f in feature_names}
+        if repair is not None:
+            dims = repair(dims, rng)
+        history.append(WidthCandidate(len(history), 0, dims, float(reward(dims))))
+    population = list(history)
+    for generation in range(1, cfg.generations + 1):
+        rng = random.Random(f"{seed}:evolution:{generation}")
+        kids: list[WidthCandidate] = []
+        for _ in range(cfg.children):
+            contestants = rng.sample(population, min(cfg.tournament, len(population)))
+            parent = max(contestants, key=lambda c: (c.reward, -c.index))
+            dims = mutate_widths(parent.widths, widths, rng, cfg.mutations(generation))
+            kids.append(
+                WidthCandidate(len(history) + len(kids), generation, dims, float(reward(dims)))
+            )
+        history.extend(kids)
+        population = population[len(kids) :] + kids
+    return history

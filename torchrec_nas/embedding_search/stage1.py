@@ -1,0 +1,193 @@
+"""Stage 1: train the embedding supernet with adaptive width sampling, on the project's
+:class:`~torchrec_nas.runtime.trainer.Trainer` and runtime (one process or DMP), with its
+checkpoints."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchrec.datasets.utils import Batch
+from torchrec.modules.embedding_modules import EmbeddingBagCollection
+
+from torchrec_nas import storage
+from torchrec_nas.architecture import Architecture
+from torchrec_nas.config import Config
+from torchrec_nas.data import DataSplits
+from torchrec_nas.data.spec import DataSpec
+from torchrec_nas.embedding_search.modules import (
+    DLRMHead,
+    ElasticSparseArch,
+    EmbeddingSupernet,
+)
+from torchrec_nas.embedding_search.sampling import AdaptiveWidthSampler
+from torchrec_nas.models import NASRecSubnet, build_baseline
+from torchrec_nas.runtime.base import Runtime
+from torchrec_nas.runtime.callbacks import standard_callbacks
+from torchrec_nas.runtime.trainer import Trainer, batches_per_epoch
+from torchrec_nas.train.checkpoint import load_checkpoint, save_atomic, write_json_atomic
+
+#: Where the stages write under ``--out``.
+STAGE_DIR = "embedding_search"
+
+
+def interaction_head(cfg: Config, spec: DataSpec) -> nn.Module:
+    """The fixed interaction of the search, ``head(dense, tokens) -> logits``: TorchRec's
+    DLRM (``train.baselines``' layer sizes) or the NASRec architecture at
+    ``embedding_search.interaction``.
+
+    Raises:
+        ValueError: the architecture's logit does not read the embeddings.
+    """
+    token = cfg.space.embedding_dim
+    tables = spec.tables(token)
+    dense_in = len(spec.dense_names)
+    es = cfg.embedding_search
+    if es.interaction == "dlrm":
+        bl = cfg.train.baselines
+        model = build_baseline(
+            "dlrm",
+            tables,
+            dense_in,
+            dense_arch_layer_sizes=bl.dense_arch_layer_sizes,
+            over_arch_layer_sizes=bl.over_arch_layer_sizes,
+        )
+        return DLRMHead(model.model)
+    arch = Architecture.load(es.interaction)
+    cfg.space.validate(arch)
+    subnet = NASRecSubnet.build(
+        tables, dense_in, cfg.space, arch, norm_gain_init=cfg.train.norm_gain_init
+    )
+    if subnet.sparse_arch is None:
+        raise ValueError(
+            f"embedding_search.interaction: {es.interaction}: no embedding reaches the logit"
+        )
+    return subnet.interaction
+
+
+def build_embedding_supernet(cfg: Config, spec: DataSpec) -> EmbeddingSupernet:
+    """The embedding supernet (seeded, on CPU) with its adaptive sampler as ``sampler``.
+
+    Example::
+
+        supernet = build_embedding_supernet(cfg, data.spec)
+        logits = supernet(batch, supernet.sampler.sample(0))
+    """
+    es = cfg.embedding_search
+    torch.manual_seed(cfg.seed)
+    head = interaction_head(cfg, spec)
+    ebc = EmbeddingBagCollection(tables=spec.tables(max(es.widths)), device=torch.device("cpu"))
+    model = EmbeddingSupernet(ElasticSparseArch(ebc, cfg.space.embedding_dim), head)
+    model.sampler = AdaptiveWidthSampler(
+        model.feature_names,
+        sorted(es.widths),
+        es.uniform_floor,
+        es.loss_decay,
+        es.temperature,
+        cfg.seed,
+    )
+    return model
+
+
+def supernet_meta(cfg: Config, spec: DataSpec) -> dict[str, Any]:
+    """What ``embedding_search/supernet.pt`` records to check it fits a later config."""
+    es = cfg.embedding_search
+    return {
+        "spec": spec.to_dict(),
+        "widths": sorted(es.widths),
+        "interaction": es.interaction,
+        "token_width": cfg.space.embedding_dim,
+        "projection": "every width",  # the token width included (see modules.py)
+        "seed": cfg.seed,
+    }
+
+
+def load_embedding_supernet(cfg: Config, spec: DataSpec, out: str | Path) -> EmbeddingSupernet:
+    """The trained supernet of ``out`` (on CPU), checked against this config and data.
+
+    Raises:
+        FileNotFoundError: stage 1 has not finished under ``out``.
+        ValueError: it was trained for other widths, interaction or data.
+    """
+    path = storage.join(out, STAGE_DIR, "supernet.pt")
+    state = load_checkpoint(path, "embedding supernet")
+    if state is None:
+        raise FileNotFoundError(f"{path}: no embedding supernet here; run stage 1 first")
+    meta = supernet_meta(cfg, spec)
+    for key in ("spec", "widths", "interaction", "token_width", "projection"):
+        if state.get(key) != meta[key]:
+            raise ValueError(f"{path}: the supernet was trained with another {key}")
+    model = build_embedding_supernet(cfg, spec)
+    model.load_state_dict(state["state_dict"])
+    return model.eval()
+
+
+def run_embedding_supernet(
+    cfg: Config, out: str | Path, runtime: Runtime, data: DataSplits
+) -> dict[str, Any]:
+    """Trains the embedding supernet (stage 1), resuming from its last checkpoint; writes
+    ``embedding_search/supernet.pt``, ``supernet.json`` and ``stage1/train_log.jsonl``.
+    A finished stage (``supernet.json`` present) is not retrained.
+
+    Example::
+
+        run_embedding_supernet(cfg, "runs/emb", default_runtime(cfg), data)
+    """
+    summary_path = storage.join(out, STAGE_DIR, "supernet.json")
+    if storage.isfile(summary_path) and storage.isfile(storage.join(out, STAGE_DIR, "supernet.pt")):
+        return dict(json.loads(storage.read_text(summary_path)))
+    es = cfg.embedding_search
+    total = es.total_steps(batches_per_epoch(data.train))
+    plan = storage.join(out, STAGE_DIR, "sharding_plan.txt")
+    model, opt = runtime.prepare(
+        build_embedding_supernet(cfg, data.spec), es.optimizer, total, cfg, plan
+    )
+    inner = runtime.unwrap(model)
+    sampler: AdaptiveWidthSampler = inner.sampler  # type: ignore[assignment]
+    token = cfg.space.embedding_dim
+    probe = {f: token if token in es.widths else max(es.widths) for f in sampler.feature_names}
+
+    def train_loss(batch: Batch, step: int) -> torch.Tensor:
+        widths = sampler.sample(step)
+        loss = F.binary_cross_entropy_with_logits(model(batch, widths), batch.labels.float())
+        mean = runtime.mean(loss.detach()) if runtime.world_size > 1 else loss.detach()
+        sampler.update(widths, mean)
+        return loss
+
+    def eval_forward(batch: Batch) -> torch.Tensor:
+        logits: torch.Tensor = model(batch, probe)
+        return logits
+
+    stage = storage.join(STAGE_DIR, "stage1")
+    checkpointer = runtime.checkpointer(cfg, out, stage)
+    callbacks = standard_callbacks(es, storage.join(out, stage), checkpointer, runtime.is_primary)
+    trainer = Trainer(
+        model,
+        opt,
+        es,
+        lambda b, s: model(b, sampler.sample(s)),
+        eval_forward,
+        "embedding supernet",
+        callbacks,
+        runtime,
+        train_loss,
+    )
+    result = trainer.fit(data.train, data.val)
+    state = runtime.full_state_dict(model)
+    summary = {
+        **result.to_dict(),
+        "world_size": runtime.world_size,
+        "probe_widths": probe,
+        "sampling_probabilities": sampler.probabilities().tolist(),
+        "draws": sampler.counts.cpu().tolist(),
+    }
+    if runtime.is_primary:
+        meta = supernet_meta(cfg, data.spec)
+        save_atomic({"state_dict": state, **meta}, storage.join(out, STAGE_DIR, "supernet.pt"))
+        write_json_atomic(summary_path, summary)
+    runtime.barrier()
+    return summary
