@@ -85,7 +85,8 @@ def chance_line(probe_ne: float, steps: int, rows: int, sc: SupernetConfig) -> s
     return (
         f"supernet: at chance (validation NE {probe_ne:.3f} >= {sc.chance_ne:g} after "
         f"{steps:,} steps on {rows:,} rows): it did not learn, so a search would rank noise; "
-        "raise supernet.steps or the data, or lower supernet.optimizer.lr; "
+        "raise supernet.steps or the data, lower supernet.optimizer.lr, or bucketize numeric "
+        "columns (data.bucketize_dense); "
         "`--allow-chance` (search.allow_chance) searches anyway"
     )
 
