@@ -20,7 +20,7 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from torchrec_nas import storage
 from torchrec_nas.config_utils import ConfigError, from_mapping, load_yaml, to_mapping
@@ -68,6 +68,7 @@ class SupernetConfig(LoopConfig):
     """
 
     epochs: float | None = None  # type: ignore[assignment]
+    epochs_may_be_null: ClassVar[bool] = True
     min_steps: int = 500
     path_warmup_fraction: float = 0.1
     path_warmup_prob: float = 1.0
@@ -80,11 +81,7 @@ class SupernetConfig(LoopConfig):
     chance_ne: float = 0.99
 
     def validate(self) -> None:
-        epochs, self.epochs = self.epochs, 1.0 if self.epochs is None else self.epochs
-        try:
-            super().validate()
-        finally:
-            self.epochs = epochs
+        super().validate()
         if self.min_steps < 1:
             raise ValueError(f"min_steps must be at least 1, got {self.min_steps}")
         if not 0.0 <= self.path_warmup_fraction <= 1.0:

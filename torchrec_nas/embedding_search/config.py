@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import ClassVar, Literal
 
 from torchrec_nas.search.evolution import EvolutionConfig
 from torchrec_nas.train.config import LoopConfig
@@ -68,6 +68,7 @@ class EmbeddingSearchConfig(LoopConfig):
     """
 
     epochs: float | None = None  # type: ignore[assignment]
+    epochs_may_be_null: ClassVar[bool] = True
     widths: list[int] = field(default_factory=lambda: list(DEFAULT_WIDTHS))
     interaction: str = "dlrm"
     min_steps: int = 300
@@ -86,11 +87,7 @@ class EmbeddingSearchConfig(LoopConfig):
     seeds: list[int] = field(default_factory=lambda: [1, 2, 3])
 
     def validate(self) -> None:
-        epochs, self.epochs = self.epochs, 1.0 if self.epochs is None else self.epochs
-        try:
-            super().validate()
-        finally:
-            self.epochs = epochs
+        super().validate()
         check_widths(self.widths, "widths")
         if not 0.0 <= self.uniform_floor <= 1.0:
             raise ValueError(f"uniform_floor must be in [0, 1], got {self.uniform_floor}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import ClassVar, Literal
 
 OptimizerName = Literal["adagrad", "adam", "sgd"]
 
@@ -84,11 +84,17 @@ class LoopConfig:
     early_stopping_patience: int = 0
     tensorboard: bool = False
 
+    #: Subclasses whose ``epochs: null`` means a budget that follows the data set this.
+    epochs_may_be_null: ClassVar[bool] = False
+
     def validate(self) -> None:
         if self.steps is not None and self.steps < 1:
             raise ValueError(f"steps must be at least 1, got {self.steps}")
-        if not (math.isfinite(self.epochs) and self.epochs > 0):
-            raise ValueError(f"epochs must be positive, got {self.epochs}")
+        epochs: float | None = self.epochs
+        if epochs is None and not self.epochs_may_be_null:
+            raise ValueError("epochs must be positive, got null")
+        if epochs is not None and not (math.isfinite(epochs) and epochs > 0):
+            raise ValueError(f"epochs must be positive, got {epochs}")
         if self.early_stopping_patience < 0:
             raise ValueError("early_stopping_patience must be >= 0")
         if self.early_stopping_patience and not self.eval_every:
