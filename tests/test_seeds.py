@@ -127,15 +127,17 @@ def test_one_seed_keeps_the_single_seed_layout(tmp_path: Path) -> None:
 
 
 def test_layer_norm_grid_trains_the_searched_model_both_ways(tmp_path: Path) -> None:
+    from torchrec_nas.stages.export import InferenceModel, example_inputs, export_model
     from torchrec_nas.stages.models import load_model
 
     cfg_path = tmp_path / "tiny.yaml"
     cfg_path.write_text(TINY)
     cfg = Config.load(cfg_path)
     train = dataclasses.replace(cfg.train, layer_norm_grid=[True, False], lr_grid=[0.05, 0.1])
-    cfg = dataclasses.replace(cfg, train=train)
+    space = dataclasses.replace(cfg.space, head_tokens=(True, False))
+    cfg = dataclasses.replace(cfg, train=train, space=space)
     data = LocalRuntime("cpu").data(cfg)
-    arch = cfg.space.sample(random.Random(1))
+    arch = dataclasses.replace(cfg.space.sample(random.Random(1)), head_tokens=False)
     out = tmp_path / "run"
     results = train_final(cfg, out, arch, data)
     nasrec = results["nasrec"]
@@ -151,3 +153,11 @@ def test_layer_norm_grid_trains_the_searched_model_both_ways(tmp_path: Path) -> 
     model = load_model(out / "train" / "model_nasrec.pt")
     norms = [m for m in model.modules() if isinstance(m, torch.nn.LayerNorm)]
     assert bool(norms) == nasrec["layer_norm"]
+    # It exports like any searched model (a head without tokens included).
+    result = export_model(out / "train" / "model_nasrec.pt", tmp_path / "model.pt2")
+    program = torch.export.load(result.program).module()
+    eager = InferenceModel(model).eval()
+    tables = model.tables
+    dense, sparse = example_inputs(data.spec, tables, 5)
+    with torch.no_grad():
+        torch.testing.assert_close(program(dense, sparse), eager(dense, sparse))
