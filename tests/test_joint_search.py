@@ -1,0 +1,82 @@
+"""The joint search: embedding widths as genes of the architecture, priced and scored."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+
+import pytest
+
+from torchrec_nas.space import Architecture, ArchitectureError, SearchSpace
+
+FEATURES = ["c0", "c1", "c2"]
+
+
+def joint_space() -> SearchSpace:
+    return dataclasses.replace(
+        SearchSpace.preset("nasrec-small"), num_blocks=2, embedding_widths=(4, 8, 16)
+    )
+
+
+def test_json_round_trip_and_hashes_without_widths_unchanged() -> None:
+    space = joint_space()
+    plain = space.sample(random.Random(0))
+    assert plain.embedding_dims is None
+    assert "embedding_dims" not in plain.to_dict()
+    # The hash of an architecture without widths is the one the format always gave.
+    old = Architecture(plain.blocks, plain.head_tokens)
+    assert plain.canonical_hash() == old.canonical_hash()
+    joint = space.sample(random.Random(0), FEATURES)
+    assert joint.blocks == plain.blocks
+    assert set(dict(joint.embedding_dims or ())) == set(FEATURES)
+    data = json.loads(joint.to_json())
+    assert data["embedding_dims"] == dict(joint.embedding_dims or ())
+    assert Architecture.from_json(joint.to_json()) == joint
+    assert joint.canonical_hash() != plain.canonical_hash()
+    narrower = dataclasses.replace(joint, embedding_dims=(("c0", 4), ("c1", 4), ("c2", 4)))
+    wider = dataclasses.replace(joint, embedding_dims=(("c0", 16), ("c1", 16), ("c2", 16)))
+    assert narrower.canonical_hash() != wider.canonical_hash()
+    # The pairs' order does not matter.
+    assert dataclasses.replace(joint, embedding_dims=(("c2", 4), ("c0", 4), ("c1", 4))) == narrower
+
+
+def test_validate_names_the_feature() -> None:
+    space = joint_space()
+    arch = space.sample(random.Random(1), FEATURES)
+    space.validate(arch)
+    bad = dataclasses.replace(arch, embedding_dims=(("c0", 4), ("c1", 12), ("c2", 8)))
+    with pytest.raises(ArchitectureError, match="feature 'c1': width 12"):
+        space.validate(bad)
+    with pytest.raises(ArchitectureError, match="does not search embedding widths"):
+        dataclasses.replace(space, embedding_widths=()).validate(arch)
+    with pytest.raises(ArchitectureError, match="feature 'c0'"):
+        Architecture.from_dict({**arch.to_dict(), "embedding_dims": {"c0": "wide"}})
+
+
+@pytest.mark.parametrize("widths", [(4, 6), (8, 4), (4, 32)])
+def test_bad_width_choices_are_refused(widths: tuple[int, ...]) -> None:
+    with pytest.raises(ValueError, match="embedding_widths"):
+        dataclasses.replace(SearchSpace.preset("nasrec-small"), embedding_widths=widths)
+
+
+def test_mutation_moves_one_width_one_step() -> None:
+    space = joint_space()
+    assert "embedding_width" in space.genes()
+    assert "embedding_width" not in SearchSpace.preset("nasrec-small").genes()
+    arch = space.sample(random.Random(2), FEATURES)
+    order = list(space.embedding_widths)
+    moved = 0
+    for seed in range(200):
+        child = space.mutate(arch, random.Random(seed))
+        space.validate(child)
+        if child.blocks != arch.blocks or child.head_tokens != arch.head_tokens:
+            assert child.embedding_dims == arch.embedding_dims
+            continue
+        before, after = dict(arch.embedding_dims or ()), dict(child.embedding_dims or ())
+        changed = [f for f in FEATURES if before[f] != after[f]]
+        assert len(changed) == 1
+        f = changed[0]
+        assert abs(order.index(before[f]) - order.index(after[f])) == 1
+        moved += 1
+    assert moved > 0
