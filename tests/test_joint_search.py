@@ -80,3 +80,27 @@ def test_mutation_moves_one_width_one_step() -> None:
         assert abs(order.index(before[f]) - order.index(after[f])) == 1
         moved += 1
     assert moved > 0
+
+
+def test_costs_shrink_with_narrower_widths() -> None:
+    from torchrec.modules.embedding_configs import EmbeddingBagConfig
+
+    from torchrec_nas.hardware.flops import architecture_costs
+
+    space = joint_space()
+    tables = [
+        EmbeddingBagConfig(name=f"t_{f}", embedding_dim=16, num_embeddings=1000, feature_names=[f])
+        for f in FEATURES
+    ]
+    arch = space.largest()  # its embeddings reach the logit
+    uniform = architecture_costs(arch, space, 4, tables, "isaac")
+    at16 = dataclasses.replace(arch, embedding_dims=tuple((f, 16) for f in FEATURES))
+    assert architecture_costs(at16, space, 4, tables, "isaac") == uniform
+    assert uniform["embedding_params"] == 3 * 1000 * 16
+    narrow = dataclasses.replace(arch, embedding_dims=(("c0", 4), ("c1", 8), ("c2", 16)))
+    costs = architecture_costs(narrow, space, 4, tables, "isaac")
+    # Tables plus the d -> 16 projections of the two narrow features.
+    assert costs["embedding_params"] == 1000 * 28 + 5 * 16 + 9 * 16
+    assert costs["memory_bytes"] < uniform["memory_bytes"]
+    assert costs["pim_energy"] < uniform["pim_energy"]
+    assert costs["flops"] == uniform["flops"]

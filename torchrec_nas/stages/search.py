@@ -142,7 +142,8 @@ def run_search(
     if runtime.is_primary:
         provenance = search_provenance(cfg, data.spec, supernet_source(cfg, out, runtime))
     history = replicated_history(storage.join(out, "history.jsonl"), runtime, provenance)
-    strategy = make_strategy(cfg.space, cfg.search, cfg.seed)
+    # With space.embedding_widths, every candidate also carries one width per feature.
+    strategy = make_strategy(cfg.space, cfg.search, cfg.seed, data.spec.sparse_names)
     progress = cfg.search.progress and runtime.is_primary
     best = strategy.run(score, history, costs, objective, progress)
     reranked: list[dict[str, Any]] | None = None
