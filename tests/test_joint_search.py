@@ -104,3 +104,73 @@ def test_costs_shrink_with_narrower_widths() -> None:
     assert costs["memory_bytes"] < uniform["memory_bytes"]
     assert costs["pim_energy"] < uniform["pim_energy"]
     assert costs["flops"] == uniform["flops"]
+
+
+def tiny_model() -> tuple[object, object, SearchSpace]:
+    import torch
+    from torchrec.datasets.utils import Batch
+    from torchrec.modules.embedding_configs import EmbeddingBagConfig
+    from torchrec.sparse.jagged_tensor import KeyedJaggedTensor
+
+    from torchrec_nas.models import NASRecModel
+
+    torch.manual_seed(0)
+    space = joint_space()
+    tables = [
+        EmbeddingBagConfig(name=f"t_{f}", embedding_dim=16, num_embeddings=50, feature_names=[f])
+        for f in FEATURES
+    ]
+    model = NASRecModel(tables, 4, space).eval()
+    b = 8
+    kjt = KeyedJaggedTensor.from_lengths_sync(
+        keys=FEATURES,
+        values=torch.randint(0, 50, (3 * b,)),
+        lengths=torch.ones(3 * b, dtype=torch.int32),
+    )
+    batch = Batch(torch.randn(b, 4), kjt, torch.randint(0, 2, (b,)))
+    return model, batch, space
+
+
+def test_supernet_widths_equal_zeroed_columns_and_materialize() -> None:
+    import torch
+
+    model, batch, space = tiny_model()
+    arch = space.largest()
+    narrow = dataclasses.replace(arch, embedding_dims=(("c0", 4), ("c1", 8), ("c2", 16)))
+    got = model(batch, narrow)  # type: ignore[operator]
+    # The same supernet with the columns beyond each width zeroed in its tables.
+    tables = model.sparse_arch.embedding_bag_collection.embedding_bags  # type: ignore[attr-defined]
+    with torch.no_grad():
+        tables["t_c0"].weight[:, 4:] = 0
+        tables["t_c1"].weight[:, 8:] = 0
+    want = model(batch, arch)  # type: ignore[operator]
+    torch.testing.assert_close(got, want)
+    assert not torch.allclose(
+        got,
+        model(
+            batch, dataclasses.replace(narrow, embedding_dims=(("c0", 16), ("c1", 16), ("c2", 4)))
+        ),
+    )  # type: ignore[operator]
+    # A materialized subnet has tables at the widths and computes what the supernet scored.
+    subnet = model.materialize(narrow).eval()  # type: ignore[attr-defined]
+    dims = [t.embedding_dim for t in subnet.tables]
+    assert dims == [4, 8, 16]
+    torch.testing.assert_close(subnet(batch), got)
+
+
+def test_a_subnet_built_from_scratch_has_the_widths() -> None:
+    from torchrec.modules.embedding_configs import EmbeddingBagConfig
+
+    from torchrec_nas.models import NASRecSubnet
+
+    space = joint_space()
+    tables = [
+        EmbeddingBagConfig(name=f"t_{f}", embedding_dim=16, num_embeddings=50, feature_names=[f])
+        for f in FEATURES
+    ]
+    arch = dataclasses.replace(space.largest(), embedding_dims=(("c0", 4), ("c1", 8), ("c2", 16)))
+    subnet = NASRecSubnet.build(tables, 4, space, arch)
+    ebc = subnet.sparse_arch.embedding_bag_collection  # type: ignore[union-attr]
+    assert [t.embedding_dim for t in ebc.embedding_bag_configs()] == [4, 8, 16]
+    _, batch, _ = tiny_model()
+    assert subnet(batch).shape == (8,)  # type: ignore[attr-defined]
