@@ -174,3 +174,60 @@ def test_a_subnet_built_from_scratch_has_the_widths() -> None:
     assert [t.embedding_dim for t in ebc.embedding_bag_configs()] == [4, 8, 16]
     _, batch, _ = tiny_model()
     assert subnet(batch).shape == (8,)  # type: ignore[attr-defined]
+
+
+TINY_JOINT = """
+seed: 0
+data:
+  batch_size: 64
+  synthetic: {rows: 3000, cardinalities: 100}
+space:
+  preset: nasrec-full
+  dense_dims: [16, 32]
+  sparse_tokens: [4, 8]
+  embedding_widths: [4, 8, 16]
+supernet: {steps: 4, eval_batches: 1, progress: false}
+search:
+  population: 6
+  tournament: 2
+  children: 2
+  generations: 3
+  finetune: {steps: 3, eval_batches: 2}
+  progress: false
+  allow_chance: true  # 4 supernet steps learn nothing
+"""
+
+
+def test_a_tiny_joint_search_keeps_to_an_embedding_budget(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import math
+    import statistics
+
+    from torchrec_nas.config import Config
+    from torchrec_nas.data import build_data
+    from torchrec_nas.hardware.flops import architecture_costs
+    from torchrec_nas.search.evolution import make_strategy
+    from torchrec_nas.stages import run_search, run_supernet
+
+    (tmp_path / "tiny.yaml").write_text(TINY_JOINT)
+    cfg = Config.load(tmp_path / "tiny.yaml")
+    spec = build_data(cfg.data, cfg.seed).spec
+    tables = spec.tables(cfg.space.embedding_dim)
+    strategy = make_strategy(cfg.space, cfg.search, cfg.seed, spec.sparse_names)
+    initial = strategy.initial_population()  # type: ignore[union-attr]
+    assert all(set(dict(a.embedding_dims or ())) == set(spec.sparse_names) for a in initial)
+    sizes = [
+        architecture_costs(a, cfg.space, len(spec.dense_names), tables, None)["embedding_params"]
+        for a in initial
+    ]
+    budget = statistics.median(sizes)
+    cfg.search.objective.budgets["embedding_params"] = budget
+    run_supernet(cfg, tmp_path)
+    summary = run_search(cfg, tmp_path)
+    best = summary["best"]
+    assert math.isfinite(best["score"])
+    assert best["costs"]["embedding_params"] <= budget
+    assert "memory_bytes" in best["costs"]
+    assert set(best["architecture"]["embedding_dims"]) == set(spec.sparse_names)
+    history = [json.loads(line) for line in (tmp_path / "history.jsonl").read_text().splitlines()]
+    over = [r for r in history if r["costs"]["embedding_params"] > budget]
+    assert over and all(r["score"] is None for r in over)  # infeasible: the budget binds
