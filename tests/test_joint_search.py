@@ -229,5 +229,11 @@ def test_a_tiny_joint_search_keeps_to_an_embedding_budget(tmp_path) -> None:  # 
     assert "memory_bytes" in best["costs"]
     assert set(best["architecture"]["embedding_dims"]) == set(spec.sparse_names)
     history = [json.loads(line) for line in (tmp_path / "history.jsonl").read_text().splitlines()]
+    front = summary["pareto_memory"]
+    assert front and front[0]["hash"] in {r["hash"] for r in history}
+    memory = [row["memory_bytes"] for row in front]
+    assert memory == sorted(memory)
+    logloss = [row["logloss"] for row in front]
+    assert logloss == sorted(logloss, reverse=True)  # more memory buys lower logloss
     over = [r for r in history if r["costs"]["embedding_params"] > budget]
     assert over and all(r["score"] is None for r in over)  # infeasible: the budget binds

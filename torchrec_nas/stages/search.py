@@ -19,6 +19,7 @@ from torchrec_nas.search.batches import IndexedBatches
 from torchrec_nas.search.evaluator import SupernetEvaluator
 from torchrec_nas.search.evolution import make_strategy
 from torchrec_nas.search.history import Evaluation, SearchHistory
+from torchrec_nas.search.joint import memory_front
 from torchrec_nas.search.provenance import search_provenance
 from torchrec_nas.space import Architecture
 from torchrec_nas.stages.rerank import rerank
@@ -159,6 +160,8 @@ def run_search(
     }
     if reranked is not None:
         summary["rerank"] = reranked
+    if cfg.space.embedding_widths:  # the joint search: logloss against embedding memory
+        summary["pareto_memory"] = memory_front(history)
     warning = spread_warning(history)
     if warning is not None:
         summary["warning"] = warning
