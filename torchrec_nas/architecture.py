@@ -94,6 +94,10 @@ class Architecture:
         head_tokens: whether the classifier reads the last block's tokens beside its dense
             output (NASRec's head). DLRM's and DCN-v2's final layer reads the dense output
             only; a space lists which values it allows (``SearchSpace.head_tokens``).
+        embedding_dims: per-feature embedding widths as sorted ``(feature, width)`` pairs
+            (the joint search's genes; see ``SearchSpace.embedding_widths``), or ``None``
+            when widths are not searched (every table at the space's ``embedding_dim``).
+            JSON: a ``{feature: width}`` object, absent when ``None``.
 
     Example::
 
@@ -104,6 +108,16 @@ class Architecture:
 
     blocks: tuple[BlockConfig, ...]
     head_tokens: bool = True
+    embedding_dims: tuple[tuple[str, int], ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.embedding_dims is not None:  # one order, so equal maps compare equal
+            object.__setattr__(self, "embedding_dims", tuple(sorted(self.embedding_dims)))
+
+    @property
+    def widths(self) -> dict[str, int] | None:
+        """``embedding_dims`` as a ``{feature: width}`` dict (``None`` when not searched)."""
+        return None if self.embedding_dims is None else dict(self.embedding_dims)
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -112,6 +126,8 @@ class Architecture:
         }
         if not self.head_tokens:  # files of NASRec heads stay as they were
             d["head_tokens"] = False
+        if self.embedding_dims is not None:  # and so do files without searched widths
+            d["embedding_dims"] = dict(self.embedding_dims)
         return d
 
     def to_json(self, indent: int | None = None) -> str:
@@ -128,10 +144,11 @@ class Architecture:
                 f"{where}: architecture JSON version {version!r} is not supported "
                 f"(this version of torchrec_nas reads version {ARCHITECTURE_JSON_VERSION})"
             )
-        unknown = sorted(set(data) - {"version", "blocks", "head_tokens"})
+        unknown = sorted(set(data) - {"version", "blocks", "head_tokens", "embedding_dims"})
         if unknown:
             raise ArchitectureError(
-                f"{where}: unknown field {unknown[0]!r} (known: version, blocks, head_tokens)"
+                f"{where}: unknown field {unknown[0]!r} "
+                "(known: version, blocks, head_tokens, embedding_dims)"
             )
         head_tokens = data.get("head_tokens", True)
         if not isinstance(head_tokens, bool):
@@ -147,7 +164,8 @@ class Architecture:
                 blocks.append(from_mapping(BlockConfig, b, f"{where}: block {i}"))
             except ConfigError as e:
                 raise ArchitectureError(str(e)) from e
-        return Architecture(tuple(blocks), head_tokens)
+        dims = _read_embedding_dims(data.get("embedding_dims"), where)
+        return Architecture(tuple(blocks), head_tokens, dims)
 
     @staticmethod
     def from_json(text: str, where: str = "architecture") -> Architecture:
@@ -271,7 +289,24 @@ def canonicalize(arch: Architecture) -> Architecture:
                 activation_bits=b.activation_bits,
             )
         )
-    return Architecture(tuple(blocks), arch.head_tokens)
+    # Widths stay as they are: a width changes the tokens even where only the dense path
+    # reads them (and costs memory regardless).
+    return Architecture(tuple(blocks), arch.head_tokens, arch.embedding_dims)
+
+
+def _read_embedding_dims(value: Any, where: str) -> tuple[tuple[str, int], ...] | None:
+    """The JSON ``embedding_dims`` object as sorted pairs; ``None`` stays ``None``."""
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise ArchitectureError(f"{where}: embedding_dims must be an object {{feature: width}}")
+    for feature, width in value.items():
+        if isinstance(width, bool) or not isinstance(width, int) or width < 1:
+            raise ArchitectureError(
+                f"{where}: embedding_dims: feature {feature!r}: width {width!r} is not a "
+                "positive integer"
+            )
+    return tuple(sorted((str(f), int(w)) for f, w in value.items()))
 
 
 _DEAD_BLOCK = BlockConfig(NO_OPERATOR, NO_OPERATOR, 0, 0, (), ())

@@ -20,9 +20,11 @@ from torchrec.models.dlrm import DLRM, DLRM_DCN, OverArch, SparseArch
 from torchrec.modules.embedding_configs import EmbeddingBagConfig
 from torchrec.modules.embedding_modules import EmbeddingBagCollection
 
+from torchrec_nas.hardware.embedding_memory import tables_at_widths
 from torchrec_nas.modules.interaction import NASRecInteraction, build_subnet_interaction
 from torchrec_nas.modules.interaction_arch import NASRecInteractionArch
 from torchrec_nas.modules.subnet import SubnetInteraction
+from torchrec_nas.modules.widths import load_prefixes, narrow_tokens, subnet_sparse_arch
 from torchrec_nas.space import Architecture, SearchSpace
 
 
@@ -86,14 +88,19 @@ class NASRecModel(nn.Module):
 
     def forward(self, batch: Batch, arch: Architecture) -> torch.Tensor:
         """Logits ``[B]`` of subnet ``arch`` on ``batch``."""
-        tokens = self.sparse_arch(batch.sparse_features)
+        tokens = self.narrow(self.sparse_arch(batch.sparse_features), arch)
         return self.interaction(batch.dense_features, tokens, arch)
 
     def head_features(self, batch: Batch, arch: Architecture) -> torch.Tensor:
         """The classifier's input for ``arch`` on ``batch`` (see
         :meth:`NASRecInteraction.head_features`)."""
-        tokens = self.sparse_arch(batch.sparse_features)
+        tokens = self.narrow(self.sparse_arch(batch.sparse_features), arch)
         return self.interaction.head_features(batch.dense_features, tokens, arch)
+
+    def narrow(self, tokens: torch.Tensor, arch: Architecture) -> torch.Tensor:
+        """Tokens ``[B, F, D]`` at ``arch``'s embedding widths: a width ``d`` keeps the first
+        ``d`` columns, zero-padded to ``D`` (see :mod:`torchrec_nas.modules.widths`)."""
+        return narrow_tokens(tokens, self.sparse_arch.sparse_feature_names, arch.widths)
 
     def materialize(self, arch: Architecture) -> NASRecSubnet:
         """A standalone model of ``arch`` with copies of the supernet weights it uses.
@@ -101,13 +108,14 @@ class NASRecModel(nn.Module):
         Embedding tables are copied only if the embeddings can reach the logit.
         """
         interaction = self.interaction.materialize(arch)
-        sparse_arch = None
+        sparse_arch: nn.Module | None = None
+        tables = tables_at_widths(self.tables, arch.widths)
         if interaction.uses_sparse_input:
-            ebc = EmbeddingBagCollection(tables=self.tables, device=torch.device("cpu"))
-            ebc.load_state_dict(self.sparse_arch.embedding_bag_collection.state_dict())
-            sparse_arch = SparseArch(ebc)
+            ebc = EmbeddingBagCollection(tables=tables, device=torch.device("cpu"))
+            load_prefixes(ebc, self.sparse_arch.embedding_bag_collection.state_dict())
+            sparse_arch = subnet_sparse_arch(ebc, arch, self.space.embedding_dim)
         device = next(self.interaction.parameters()).device
-        return NASRecSubnet(sparse_arch, interaction, self.space, self.tables).to(device)
+        return NASRecSubnet(sparse_arch, interaction, self.space, tables).to(device)
 
 
 class NASRecSubnet(nn.Module):
@@ -128,7 +136,7 @@ class NASRecSubnet(nn.Module):
 
     def __init__(
         self,
-        sparse_arch: SparseArch | None,
+        sparse_arch: nn.Module | None,
         interaction: SubnetInteraction,
         space: SearchSpace,
         tables: list[EmbeddingBagConfig],
@@ -178,11 +186,11 @@ class NASRecSubnet(nn.Module):
         interaction = build_subnet_interaction(
             space, arch, dense_in_features, num_sparse, norm_gain_init=norm_gain_init
         )
-        sparse_arch = None
+        sparse_arch: nn.Module | None = None
+        tables = tables_at_widths(tables, arch.widths)  # the joint search's widths, if any
         if interaction.uses_sparse_input:
-            sparse_arch = SparseArch(
-                EmbeddingBagCollection(tables=tables, device=torch.device("cpu"))
-            )
+            ebc = EmbeddingBagCollection(tables=tables, device=torch.device("cpu"))
+            sparse_arch = subnet_sparse_arch(ebc, arch, space.embedding_dim)
         return NASRecSubnet(sparse_arch, interaction, space, tables)
 
     def forward(self, batch: Batch) -> torch.Tensor:

@@ -113,6 +113,8 @@ def _pareto_section(cfg: Config, history: SearchHistory, out: str) -> list[str]:
     xs = [x for x in cfg.search.objective.pareto[1:]]
     if "pim_energy" in records[0]["costs"] and "pim_energy" not in xs:
         xs.append("pim_energy")
+    if cfg.space.embedding_widths and "memory_bytes" not in xs:  # the joint search
+        xs.append("memory_bytes")
     parts: list[str] = []
     for x in xs:
         png = f"pareto_{x}.png"

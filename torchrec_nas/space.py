@@ -33,6 +33,13 @@ from torchrec_nas.modules.operators.registry import (
     known_operators,
     operator_spec,
 )
+from torchrec_nas.space_checks import check_block
+from torchrec_nas.space_widths import (
+    check_width_choices,
+    mutate_width,
+    sample_embedding_dims,
+    validate_embedding_dims,
+)
 
 __all__ = [
     "ARCHITECTURE_JSON_VERSION",
@@ -80,6 +87,10 @@ class SearchSpace:
         head_tokens: the values an architecture's ``head_tokens`` may take (whether the
             classifier reads the last block's tokens): ``[true]`` is NASRec's head,
             ``[false]`` DLRM's and DCN-v2's, ``[true, false]`` searches it.
+        embedding_widths: per-feature embedding widths searched with the blocks (the joint
+            search; empty: not searched). Multiples of 4, at most ``embedding_dim``: the
+            supernet's tables stay ``embedding_dim`` wide and a width is a prefix of each row
+            (see :mod:`torchrec_nas.space_widths`).
 
     Example::
 
@@ -104,6 +115,7 @@ class SearchSpace:
     bit_choices: tuple[int, ...] = field(default=())
     layer_norm: bool = True
     head_tokens: tuple[bool, ...] = (True,)
+    embedding_widths: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         """Checks the space itself; a bad field raises ``ValueError`` naming it."""
@@ -140,6 +152,7 @@ class SearchSpace:
             raise ValueError("bit_choices must be between 1 and 32")
         if not self.head_tokens or len(set(self.head_tokens)) != len(self.head_tokens):
             raise ValueError(f"head_tokens must list true, false or both once: {self.head_tokens}")
+        check_width_choices(self.embedding_widths, self.embedding_dim)
 
     def _operator_fields(self) -> tuple[tuple[str, OperatorKind, tuple[str, ...]], ...]:
         return (("dense_ops", "dense", self.dense_ops), ("sparse_ops", "sparse", self.sparse_ops))
@@ -226,12 +239,15 @@ class SearchSpace:
             activation_bits=activation_bits,
         )
 
-    def sample(self, rng: random.Random) -> Architecture:
-        """Single-operator any-connection sampling of a whole architecture."""
+    def sample(self, rng: random.Random, features: Sequence[str] = ()) -> Architecture:
+        """Single-operator any-connection sampling of a whole architecture; with
+        ``features`` and ``embedding_widths``, one width per feature too."""
         blocks = tuple(self.sample_block(i, rng) for i in range(self.num_blocks))
         # Drawn only when searched, so spaces with one head sample as they always did.
         head = rng.choice(self.head_tokens) if len(self.head_tokens) > 1 else self.head_tokens[0]
-        return Architecture(blocks, head)
+        widths = self.embedding_widths
+        dims = sample_embedding_dims(widths, features, rng) if features and widths else None
+        return Architecture(blocks, head, dims)
 
     def largest(self) -> Architecture:
         """A fixed, large architecture: widest choices, every block reading its predecessor
@@ -271,6 +287,8 @@ class SearchSpace:
             names += ["weight_bits", "activation_bits"]
         if len(self.head_tokens) > 1:
             names.append("head_tokens")  # the architecture's, not a block's
+        if len(self.embedding_widths) > 1:
+            names.append("embedding_width")  # one feature's width, one step
         return names
 
     def _choices(self, gene: str) -> Sequence[Any]:
@@ -295,7 +313,7 @@ class SearchSpace:
         in :meth:`sample`.
         """
         blocks = list(arch.blocks)
-        head = arch.head_tokens
+        head, dims = arch.head_tokens, arch.embedding_dims
         genes = self.genes()
         for _ in range(num_mutations):
             for _attempt in range(100):
@@ -303,6 +321,12 @@ class SearchSpace:
                 gene = rng.choice(genes)
                 if gene == "head_tokens":
                     head = not head
+                    break
+                if gene == "embedding_width":
+                    if dims is None:
+                        continue  # widths are not searched in this architecture
+                    dims = mutate_width(arch, self.embedding_widths, rng).embedding_dims
+                    arch = dataclasses.replace(arch, embedding_dims=dims)
                     break
                 old = getattr(blocks[i], gene)
                 if gene in ("dense_inputs", "sparse_inputs"):
@@ -317,7 +341,7 @@ class SearchSpace:
                 if new != old:
                     blocks[i] = dataclasses.replace(blocks[i], **{gene: new})
                     break
-        return Architecture(tuple(blocks), head)
+        return Architecture(tuple(blocks), head, dims)
 
     # ---- validation -------------------------------------------------------------------------
 
@@ -329,41 +353,14 @@ class SearchSpace:
                 f"{self.num_blocks}"
             )
         for i, b in enumerate(arch.blocks):
-            self._check_block(i, b)
+            check_block(self, i, b)
         if arch.head_tokens not in self.head_tokens:
             allowed = [str(v).lower() for v in self.head_tokens]
             raise ArchitectureError(
                 f"head_tokens: {str(arch.head_tokens).lower()} is not among the space's "
                 f"choices {allowed}"
             )
-
-    def _check_block(self, i: int, b: BlockConfig) -> None:
-        def fail(name: str, msg: str) -> None:
-            raise ArchitectureError(f"block {i}: {name}: {msg}")
-
-        for name, value, allowed in (
-            ("dense_op", b.dense_op, self.dense_ops),
-            ("sparse_op", b.sparse_op, self.sparse_ops),
-            ("dense_dim", b.dense_dim, self.dense_dims),
-            ("sparse_tokens", b.sparse_tokens, self.sparse_tokens),
-        ):
-            if value not in allowed:
-                fail(name, f"{value!r} is not among the space's choices {list(allowed)}")
-        for name, inputs in (("dense_inputs", b.dense_inputs), ("sparse_inputs", b.sparse_inputs)):
-            if not 1 <= len(inputs) <= self.max_inputs:
-                fail(name, f"takes 1 to {self.max_inputs} inputs, got {len(inputs)}")
-            if len(set(inputs)) != len(inputs):
-                fail(name, f"repeats an input: {list(inputs)}")
-            bad = [j for j in inputs if not 0 <= j <= i]
-            if bad:
-                fail(name, f"input {bad[0]} is not an earlier output (allowed 0..{i})")
-        if not self.interaction_bits and (b.dense_to_sparse or b.sparse_to_dense):
-            fail("dense_to_sparse/sparse_to_dense", "the space does not search interaction bits")
-        for name, bits in (("weight_bits", b.weight_bits), ("activation_bits", b.activation_bits)):
-            if self.bit_choices and bits not in self.bit_choices:
-                fail(name, f"{bits!r} is not among the space's choices {list(self.bit_choices)}")
-            if not self.bit_choices and bits is not None:
-                fail(name, "the space does not search bit widths")
+        validate_embedding_dims(arch, self.embedding_widths)
 
     def check_operators(self) -> None:
         """Imports every referenced operator and checks its kind; raises :class:`ValueError`
@@ -384,11 +381,13 @@ class SearchSpace:
             return False
         return True
 
-    def enumerate_samples(self, rng: random.Random, count: int) -> Iterable[Architecture]:
+    def enumerate_samples(
+        self, rng: random.Random, count: int, features: Sequence[str] = ()
+    ) -> Iterable[Architecture]:
         """Yields ``count`` sampled architectures with distinct canonical hashes."""
         seen: set[str] = set()
         for _ in range(count * 100):
-            arch = self.sample(rng)
+            arch = self.sample(rng, features)
             h = arch.canonical_hash()
             if h not in seen:
                 seen.add(h)

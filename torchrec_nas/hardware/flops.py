@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from torchrec.modules.embedding_configs import EmbeddingBagConfig
 
+from torchrec_nas.hardware.embedding_memory import embedding_memory_bytes, tables_at_widths
 from torchrec_nas.hardware.layers import ActivationOp, EmbeddingLookup, Layer, LinearLayer
 from torchrec_nas.modules.layout import BlockPlan, SlotSizes, operator_shape, plan_architecture
 from torchrec_nas.modules.operators.base import LayerRecords
@@ -99,17 +100,36 @@ def architecture_costs(
     hardware: str | None = "isaac",
     embedding_mode: str = "near_memory",
 ) -> dict[str, float]:
-    """The search's costs of ``arch`` per sample: ``flops``, dense ``params`` and, with a PIM
-    ``hardware`` preset (or YAML file), ``pim_energy`` (pJ), ``pim_latency`` (ns),
-    ``pim_area`` (mm²) and ``pim_crossbars``. Cheap enough (about a millisecond) to run for
-    every candidate.
+    """The search's costs of ``arch`` per sample: ``flops``, dense ``params``, the embedding
+    tables' ``embedding_params`` and ``memory_bytes`` and, with a PIM ``hardware`` preset (or
+    YAML file), ``pim_energy`` (pJ), ``pim_latency`` (ns), ``pim_area`` (mm²) and
+    ``pim_crossbars``. Cheap enough (a few milliseconds) to run for every candidate.
+
+    The tables are ``tables`` at the architecture's ``embedding_dims`` where it has them (the
+    joint search), so the PIM estimate prices each lookup at its width. ``embedding_params``
+    counts the tables' rows x width plus, for each feature narrower than the space's token
+    width, the ``nn.Linear(d, embedding_dim)`` that the final model pads it with
+    (:func:`~torchrec_nas.embedding_search.modules.use_embedding_dims`); ``memory_bytes`` is
+    TorchRec's planner storage estimate of the tables
+    (:func:`~torchrec_nas.hardware.embedding_memory.embedding_memory_bytes`). Both are 0 when
+    no embedding reaches the logit (the model builds no tables).
 
     Example::
 
         costs = architecture_costs(arch, space, 13, tables, hardware="isaac")
     """
+    tables = tables_at_widths(tables, arch.widths)
     layers = model_layers(arch, space, dense_in_features, tables)
     costs = {"flops": float(count_flops(layers)), "params": float(count_params(layers))}
+    used = any(isinstance(layer, EmbeddingLookup) for layer in layers)
+    token = space.embedding_dim
+    costs["embedding_params"] = float(
+        sum(t.num_embeddings * t.embedding_dim for t in tables)
+        + sum((t.embedding_dim + 1) * token for t in tables if t.embedding_dim != token)
+        if used
+        else 0
+    )
+    costs["memory_bytes"] = float(embedding_memory_bytes(tables) if used else 0)
     if hardware is not None:
         from torchrec_nas.hardware.pim import estimate_cost
 

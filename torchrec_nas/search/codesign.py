@@ -16,7 +16,7 @@ def uniform_bits(arch: Architecture, bits: int) -> Architecture:
     blocks = tuple(
         dataclasses.replace(b, weight_bits=bits, activation_bits=bits) for b in arch.blocks
     )
-    return Architecture(blocks, arch.head_tokens)
+    return dataclasses.replace(arch, blocks=blocks)  # keeps head_tokens and embedding_dims
 
 
 def codesign_summary(

@@ -126,7 +126,10 @@ class SupernetEvaluator:
         return self._validate(arch, weight, bias, self._val_cache)
 
     def _features(self, arch: Architecture, batch: Embedded) -> torch.Tensor:
-        return self.model.interaction.head_features(batch[0], batch[1], arch)
+        # The cached tokens are full width; a candidate's embedding widths (the joint search)
+        # keep a prefix of each, zero-padded (NASRecModel.narrow).
+        tokens = self.model.narrow(batch[1], arch)
+        return self.model.interaction.head_features(batch[0], tokens, arch)
 
     @torch.no_grad()
     def _validate(

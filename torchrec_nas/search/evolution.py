@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -147,6 +147,9 @@ class RegularizedEvolution:
         space: the search space.
         cfg: evolution settings.
         seed: the search's seed.
+        features: the data's sparse feature names; with ``space.embedding_widths`` every
+            initial candidate draws one width per feature and mutations may change them (the
+            joint search). Empty: interaction-only, as before.
 
     Example::
 
@@ -155,15 +158,22 @@ class RegularizedEvolution:
         best = evo.run(evaluator, SearchHistory("history.jsonl"))
     """
 
-    def __init__(self, space: SearchSpace, cfg: EvolutionConfig, seed: int = 2018) -> None:
+    def __init__(
+        self,
+        space: SearchSpace,
+        cfg: EvolutionConfig,
+        seed: int = 2018,
+        features: Sequence[str] = (),
+    ) -> None:
         self.space = space
         self.cfg = cfg
         self.seed = seed
+        self.features = tuple(features)
 
     def initial_population(self) -> list[Architecture]:
         """The random initial population: ``population`` distinct canonical architectures."""
         rng = random.Random(f"{self.seed}:init")
-        return list(self.space.enumerate_samples(rng, self.cfg.population))
+        return list(self.space.enumerate_samples(rng, self.cfg.population, self.features))
 
     def children(self, population: list[Evaluation], generation: int) -> list[Architecture]:
         """The children of ``generation`` proposed from ``population`` (deterministic)."""
@@ -211,12 +221,16 @@ class RandomSearch:
         space: the search space.
         candidates: how many to draw.
         seed: the search's seed.
+        features: sparse feature names, to draw widths (see :class:`RegularizedEvolution`).
     """
 
-    def __init__(self, space: SearchSpace, candidates: int, seed: int = 2018) -> None:
+    def __init__(
+        self, space: SearchSpace, candidates: int, seed: int = 2018, features: Sequence[str] = ()
+    ) -> None:
         self.space = space
         self.candidates = candidates
         self.seed = seed
+        self.features = tuple(features)
 
     def run(
         self,
@@ -230,16 +244,18 @@ class RandomSearch:
         runner = _Runner(history, evaluate, costs, objective or ObjectiveConfig(), bar)
         try:
             for i in range(len(history), self.candidates):
-                runner.run(self.space.sample(random.Random(f"{self.seed}:random:{i}")), 0)
+                rng = random.Random(f"{self.seed}:random:{i}")
+                runner.run(self.space.sample(rng, self.features), 0)
         finally:
             bar.close()
         return history.best()
 
 
 def make_strategy(
-    space: SearchSpace, cfg: EvolutionConfig, seed: int
+    space: SearchSpace, cfg: EvolutionConfig, seed: int, features: Sequence[str] = ()
 ) -> RegularizedEvolution | RandomSearch:
-    """The strategy the config names."""
+    """The strategy the config names; ``features`` (sparse feature names) turn on the joint
+    search of embedding widths where ``space.embedding_widths`` lists some."""
     if cfg.strategy == "random":
-        return RandomSearch(space, cfg.total_candidates, seed)
-    return RegularizedEvolution(space, cfg, seed)
+        return RandomSearch(space, cfg.total_candidates, seed, features)
+    return RegularizedEvolution(space, cfg, seed, features)

@@ -12,7 +12,8 @@ class ObjectiveConfig:
 
     Args:
         metric: what to minimize: a validation metric (``logloss``, ``ne``) or a cost
-            (``flops``, ``params``, ``pim_energy``, ``pim_latency``).
+            (``flops``, ``params``, ``embedding_params``, ``memory_bytes``, ``pim_energy``,
+            ``pim_latency``).
         budgets: upper limits, by metric or cost name; a candidate over any is infeasible.
         pareto: metrics and costs whose Pareto front the report shows (all minimized).
         hardware: PIM hardware preset (``isaac``, ``mnsim``, ``neurosim``) or YAML file that
@@ -31,7 +32,7 @@ class ObjectiveConfig:
     embedding_mode: str = "near_memory"
 
     def validate(self) -> None:
-        known = {"logloss", "ne", "flops", "params"} | {
+        known = {"logloss", "ne", "flops", "params", "embedding_params", "memory_bytes"} | {
             "pim_energy",
             "pim_latency",
             "pim_area",

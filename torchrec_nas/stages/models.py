@@ -51,7 +51,11 @@ def load_supernet(cfg: Config, path: str | Path, spec: DataSpec) -> NASRecModel:
         raise CheckpointError(f"{path}: not a supernet written by `torchrec-nas supernet`")
     # Fields added since the file was written take their defaults.
     saved = {**asdict(SearchSpace()), **state["space"]}
-    differing = sorted(k for k, v in asdict(cfg.space).items() if saved.get(k) != v)
+    # The joint search's widths are prefixes of the embedding_dim-wide tables: the supernet's
+    # weights do not depend on them (its training samples no widths).
+    differing = sorted(
+        k for k, v in asdict(cfg.space).items() if saved.get(k) != v and k != "embedding_widths"
+    )
     if differing:
         raise ValueError(
             f"{path}: the supernet was trained for another search space (space."

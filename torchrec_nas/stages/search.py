@@ -19,6 +19,7 @@ from torchrec_nas.search.batches import IndexedBatches
 from torchrec_nas.search.evaluator import SupernetEvaluator
 from torchrec_nas.search.evolution import make_strategy
 from torchrec_nas.search.history import Evaluation, SearchHistory
+from torchrec_nas.search.joint import memory_front
 from torchrec_nas.search.provenance import search_provenance
 from torchrec_nas.space import Architecture
 from torchrec_nas.stages.rerank import rerank
@@ -142,7 +143,8 @@ def run_search(
     if runtime.is_primary:
         provenance = search_provenance(cfg, data.spec, supernet_source(cfg, out, runtime))
     history = replicated_history(storage.join(out, "history.jsonl"), runtime, provenance)
-    strategy = make_strategy(cfg.space, cfg.search, cfg.seed)
+    # With space.embedding_widths, every candidate also carries one width per feature.
+    strategy = make_strategy(cfg.space, cfg.search, cfg.seed, data.spec.sparse_names)
     progress = cfg.search.progress and runtime.is_primary
     best = strategy.run(score, history, costs, objective, progress)
     reranked: list[dict[str, Any]] | None = None
@@ -158,6 +160,8 @@ def run_search(
     }
     if reranked is not None:
         summary["rerank"] = reranked
+    if cfg.space.embedding_widths:  # the joint search: logloss against embedding memory
+        summary["pareto_memory"] = memory_front(history)
     warning = spread_warning(history)
     if warning is not None:
         summary["warning"] = warning
