@@ -125,7 +125,8 @@ def compare_searched(
 ) -> dict[str, Any]:
     """For each target, a rival of at most its FLOPs: the best searched candidate, else (with
     ``options.compare_searched``) a sampled architecture of the space
-    (:func:`~torchrec_nas.prune.rivals.sampled_rival`); its test metrics over
+    (:func:`~torchrec_nas.prune.rivals.sampled_rival`; with ``options.sampled_rivals`` as
+    well as the searched one, in ``rows[i]["rivals"]``); its test metrics over
     ``result["seeds"]`` (the run's final training's when it trained that architecture with
     one seed and the config's length; else trained now when ``options.compare_searched``),
     and per method the winner on mean test AUC and whether the difference exceeds the
@@ -145,28 +146,32 @@ def compare_searched(
         steps = rival_steps(options, model_path, (k + 1) * options.steps, result["finetune_steps"])
         best = best_searched(evaluations, budget)
         row: dict[str, Any] = {"target": target, "max_flops": budget, "candidate": None}
-        cand: dict[str, Any] | None = None
+        rivals: list[dict[str, Any]] = []
         if best is not None:
-            cand = {
-                "source": "search",
-                "how": "the best-scored searched candidate at or below the target",
-                "hash": best.arch_hash,
-                "flops": best.costs.get("flops"),
-                "search_metrics": best.metrics,
-                "architecture": best.arch,
-            }
-        elif options.compare_searched:
+            rivals.append(
+                {
+                    "source": "search",
+                    "how": "the best-scored searched candidate at or below the target",
+                    "hash": best.arch_hash,
+                    "flops": best.costs.get("flops"),
+                    "search_metrics": best.metrics,
+                    "architecture": best.arch,
+                }
+            )
+        if options.compare_searched and (best is None or options.sampled_rivals):
             sampled = sampled_rival(cfg, model_path, budget, options.rival_samples, runtime, data)
             if sampled is not None:
-                cand = {
-                    "source": "sampled",
-                    "how": sampled.how,
-                    "hash": sampled.arch_hash,
-                    "flops": sampled.flops,
-                    "search_metrics": sampled.metrics,
-                    "architecture": sampled.arch,
-                }
-        if cand is not None:
+                rivals.append(
+                    {
+                        "source": "sampled",
+                        "how": sampled.how,
+                        "hash": sampled.arch_hash,
+                        "flops": sampled.flops,
+                        "search_metrics": sampled.metrics,
+                        "architecture": sampled.arch,
+                    }
+                )
+        for cand in rivals:
             arch = cand.pop("architecture")
             cand["architecture"] = arch.to_dict()
             cand["test"] = None
@@ -177,9 +182,14 @@ def compare_searched(
                 cand["test_seeds"] = {"auc": nan, "logloss": {**nan, "mean": test["logloss"]}}
             elif options.compare_searched:
                 cand.update(_train_rival(cfg, arch, cand["hash"], steps, seeds, out, runtime, data))
-            row["candidate"] = cand
             if cand["test"] is not None:
-                row["verdict"] = verdicts(result, target, cand)
+                cand["verdict"] = verdicts(result, target, cand)
+        if rivals:
+            # The first rival (the search's where it has one) answers the row.
+            row["candidate"] = rivals[0]
+            row["rivals"] = rivals
+            if "verdict" in rivals[0]:
+                row["verdict"] = rivals[0]["verdict"]
                 row["winner"] = {m: v["winner"] for m, v in row["verdict"].items()}
         rows.append(row)
     return {"history": history, "found": found, "rows": rows}

@@ -78,21 +78,23 @@ def _plot(result: dict[str, Any], path: str) -> bool:
             c="tab:gray",
             label="unpruned, fine-tuned alike",
         )
-    searched = [
-        r["candidate"]
-        for r in result["searched"]["rows"]
-        if r["candidate"] and r["candidate"]["test"]
-    ]
-    if searched:
-        ax.errorbar(
-            [c["flops"] for c in searched],
-            [c["test_seeds"]["auc"]["mean"] for c in searched],
-            yerr=[_or_zero(c["test_seeds"]["auc"]["std"]) for c in searched],
-            fmt="s",
-            c="tab:red",
-            capsize=3,
-            label="searched or sampled rival (trained)",
-        )
+    for source, color in (("search", "tab:red"), ("sampled", "tab:purple")):
+        rivals = [
+            c
+            for r in result["searched"]["rows"]
+            for c in (r.get("rivals") or ([r["candidate"]] if r["candidate"] else []))
+            if c.get("test") and c.get("source", "search") == source
+        ]
+        if rivals:
+            ax.errorbar(
+                [c["flops"] for c in rivals],
+                [c["test_seeds"]["auc"]["mean"] for c in rivals],
+                yerr=[_or_zero(c["test_seeds"]["auc"]["std"]) for c in rivals],
+                fmt="s",
+                c=color,
+                capsize=3,
+                label=f"{source} rival (trained)",
+            )
     ax.set_xlabel("FLOPs per sample")
     ax.set_ylabel("test AUC")
     ax.grid(alpha=0.3)
@@ -132,19 +134,19 @@ def prune_markdown(result: dict[str, Any], plot: bool) -> str:
         seed = f", seed {e['seed']}" if len(result.get("seeds", [])) > 1 else ""
         label = f"{e['method']} {e['target']:.0%} ({e['flops_fraction']:.1%}, {e['seconds']:.0f} s{seed})"
         lines.append(f"| {label} | " + " | ".join(_cost_cells(e)) + " |")
+    lines += ["", "Mean ± std over seeds:", "", *_summary_lines(result)]
     if plot:
-        lines += ["", f"![test AUC against FLOPs]({PLOT})"]
+        lines += [f"![test AUC against FLOPs]({PLOT})"]
     searched = result["searched"]
     lines += ["", "### Against the searched architecture of the same FLOPs", ""]
     if not searched["found"]:
         lines.append(f"No search history at `{searched['history']}`.")
         if not any(r["candidate"] for r in searched["rows"]):
             return "\n".join(lines) + "\n"
-    lines += _summary_lines(result)
     lines += [
-        "",
         "Rival: the best-scored searched candidate at or below the target; where the search "
-        "has none, a sampled architecture of the space (how it was chosen is said per row). "
+        "has none (or with `--sampled-rivals`, as well), a sampled architecture of the space "
+        "(how it was chosen is said per row). "
         "Wins beyond the spread: " + SPREAD_RULE + " on test AUC.",
         "",
         "| target | rival | chosen as | its FLOPs | its steps | its test AUC | pruned test AUC "
@@ -153,29 +155,35 @@ def prune_markdown(result: dict[str, Any], plot: bool) -> str:
     ]
     summary = {(r["method"], r["target"]): r for r in result.get("summary", [])}
     for row in searched["rows"]:
-        cand = row["candidate"]
-        if cand is None:
+        rivals = row.get("rivals") or ([row["candidate"]] if row["candidate"] else [])
+        if not rivals:
             lines.append(f"| {row['target']:.0%} | none at or below | | | | | | | |")
-            continue
-        if not cand.get("test"):
-            auc = "not trained (`--compare-searched`)"
-        else:
-            auc = _pm(cand["test_seeds"]["auc"])
-        for method, verdict in (row.get("verdict") or {"": None}).items():
-            mine = summary.get((method, row["target"]))
-            pruned = f"{method} {_pm(mine['test_seeds']['auc'])}" if mine else ""
-            diff = f"{verdict['difference']:+.4f}" if verdict else ""
-            call = (
-                f"{'yes' if verdict['beyond_spread'] else 'no'}: {verdict['verdict']}"
-                if verdict
-                else ""
-            )
-            lines.append(
-                f"| {row['target']:.0%} | `{cand['hash'][:12]}` ({cand.get('source', 'search')}) "
-                f"| {cand.get('how', '')} | {cand['flops']:,.0f} | {cand.get('steps', '')} "
-                f"| {auc} | {pruned} | {diff} | {call} |"
-            )
+        for cand in rivals:
+            lines += _rival_lines(row["target"], cand, summary)
     return "\n".join(lines) + "\n"
+
+
+def _rival_lines(
+    target: float, cand: dict[str, Any], summary: dict[tuple[str, float], Any]
+) -> list[str]:
+    """One line per method comparing ``cand`` with the pruned models of ``target``."""
+    auc = _pm(cand["test_seeds"]["auc"]) if cand.get("test") else "not trained"
+    lines = []
+    for method, verdict in (cand.get("verdict") or {"": None}).items():
+        mine = summary.get((method, target))
+        pruned = f"{method} {_pm(mine['test_seeds']['auc'])}" if mine else ""
+        diff = f"{verdict['difference']:+.4f}" if verdict else ""
+        call = (
+            f"{'yes' if verdict['beyond_spread'] else 'no'}: {verdict['verdict']}"
+            if verdict
+            else ""
+        )
+        lines.append(
+            f"| {target:.0%} | `{cand['hash'][:12]}` ({cand.get('source', 'search')}) "
+            f"| {cand.get('how', '')} | {cand['flops']:,.0f} | {cand.get('steps', '')} "
+            f"| {auc} | {pruned} | {diff} | {call} |"
+        )
+    return lines
 
 
 def _summary_lines(result: dict[str, Any]) -> list[str]:

@@ -65,6 +65,8 @@ class PruneOptions:
             training steps plus the fine-tuning steps the pruned model had at that target)
             or ``None`` (the config's final training length).
         rival_samples: architectures drawn per target when the search has no candidate.
+        sampled_rivals: with ``compare_searched``, every target also gets a sampled rival
+            beside the searched one (the search's best may be far below the target).
         history: the search history (default: ``history.jsonl`` of the model's run).
         hardware: PIM preset of the cost estimate.
         quantize: also evaluate each model with ``int8``/``int4`` embedding tables
@@ -82,6 +84,7 @@ class PruneOptions:
     seeds: list[int] | None = None
     rival_steps: int | str | None = None
     rival_samples: int = 2000
+    sampled_rivals: bool = False
     history: str | None = None
     hardware: str = "isaac"
     quantize: str | None = None
