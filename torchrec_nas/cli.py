@@ -85,6 +85,9 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("--mask-steps", type=int, default=200, help="gate training steps (mask)")
     pr.add_argument("--mask-l1", type=float, default=3e-3, help="L1 weight on the gates (mask)")
     pr.add_argument("--compare-searched", action="store_true", help="train the searched rivals")
+    pr.add_argument("--seeds", help="seeds of fine-tuning and rivals: 1,2,3 (default: config's)")
+    pr.add_argument("--sampled-rivals", action="store_true", help="also a sampled rival each")
+    pr.add_argument("--rival-steps", help="rivals' training steps: N or equal (default: config's)")
     pr.add_argument("--quantize", choices=["int8", "int4"], help="also score quantized tables")
     pr.add_argument("--hardware", default="isaac", help="PIM preset of the cost estimate")
     return p
@@ -206,7 +209,12 @@ def _run(args: argparse.Namespace, cfg: object) -> int:
 
 def _prune_options(args: argparse.Namespace) -> object:
     from torchrec_nas import storage
-    from torchrec_nas.prune.options import PruneOptions, parse_targets
+    from torchrec_nas.prune.options import (
+        PruneOptions,
+        parse_rival_steps,
+        parse_seeds,
+        parse_targets,
+    )
 
     options = PruneOptions(
         targets=parse_targets(args.target_flops),
@@ -217,6 +225,9 @@ def _prune_options(args: argparse.Namespace) -> object:
         mask_steps=args.mask_steps,
         mask_l1=args.mask_l1,
         compare_searched=args.compare_searched,
+        seeds=parse_seeds(args.seeds),
+        rival_steps=parse_rival_steps(args.rival_steps),
+        sampled_rivals=args.sampled_rivals,
         hardware=args.hardware,
         quantize=args.quantize,
     )

@@ -3,9 +3,11 @@ comparison with searched architectures of the same FLOPs."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from torchrec_nas import storage
+from torchrec_nas.stages.spread import SPREAD_RULE
 
 PLOT = "prune_auc_flops.png"
 
@@ -31,6 +33,18 @@ def _cost_cells(entry: dict[str, Any]) -> list[str]:
     return cells
 
 
+def _or_zero(value: float | None) -> float:
+    return 0.0 if value is None or math.isnan(value) else value
+
+
+def _pm(stats: dict[str, Any]) -> str:
+    """``mean ± std`` of a ``{"mean", "std"}`` (the std left out when unknown)."""
+    std = stats.get("std")
+    if std is None or math.isnan(std):
+        return f"{stats['mean']:.4f}"
+    return f"{stats['mean']:.4f} ± {std:.4f}"
+
+
 def _plot(result: dict[str, Any], path: str) -> bool:
     try:
         import matplotlib
@@ -41,11 +55,19 @@ def _plot(result: dict[str, Any], path: str) -> bool:
         return False
     fig, ax = plt.subplots(figsize=(6, 4))
     base = result["base"]
-    for method in dict.fromkeys(e["method"] for e in result["pruned"]):
-        rows = [e for e in result["pruned"] if e["method"] == method]
-        xs = [e["flops"] for e in rows]
-        ys = [e["test"]["auc"] for e in rows]
-        ax.plot(xs, ys, marker="o", label=f"pruned ({method})")
+    summary = result.get("summary") or []
+    for method in dict.fromkeys(r["method"] for r in summary):
+        rows = [r for r in summary if r["method"] == method]
+        ys = [r["test_seeds"]["auc"]["mean"] for r in rows]
+        errs = [_or_zero(r["test_seeds"]["auc"]["std"]) for r in rows]
+        ax.errorbar(
+            [r["flops"] for r in rows],
+            ys,
+            yerr=errs,
+            marker="o",
+            capsize=3,
+            label=f"pruned ({method})",
+        )
     ax.scatter([base["flops"]], [base["test"]["auc"]], marker="*", s=160, c="k", label="unpruned")
     control = result.get("control")
     if control:
@@ -56,19 +78,23 @@ def _plot(result: dict[str, Any], path: str) -> bool:
             c="tab:gray",
             label="unpruned, fine-tuned alike",
         )
-    searched = [
-        r["candidate"]
-        for r in result["searched"]["rows"]
-        if r["candidate"] and r["candidate"]["test"]
-    ]
-    if searched:
-        ax.scatter(
-            [c["flops"] for c in searched],
-            [c["test"]["auc"] for c in searched],
-            marker="s",
-            c="tab:red",
-            label="best searched (trained)",
-        )
+    for source, color in (("search", "tab:red"), ("sampled", "tab:purple")):
+        rivals = [
+            c
+            for r in result["searched"]["rows"]
+            for c in (r.get("rivals") or ([r["candidate"]] if r["candidate"] else []))
+            if c.get("test") and c.get("source", "search") == source
+        ]
+        if rivals:
+            ax.errorbar(
+                [c["flops"] for c in rivals],
+                [c["test_seeds"]["auc"]["mean"] for c in rivals],
+                yerr=[_or_zero(c["test_seeds"]["auc"]["std"]) for c in rivals],
+                fmt="s",
+                c=color,
+                capsize=3,
+                label=f"{source} rival (trained)",
+            )
     ax.set_xlabel("FLOPs per sample")
     ax.set_ylabel("test AUC")
     ax.grid(alpha=0.3)
@@ -92,7 +118,9 @@ def prune_markdown(result: dict[str, Any], plot: bool) -> str:
         "",
         f"Model `{result['model']}`, {result['steps']} pruning steps per target, "
         f"{result['finetune_steps']} fine-tuning steps after each (dense lr "
-        f"{result['finetune_lr']:g}); one seed.",
+        f"{result['finetune_lr']:g}); seeds {', '.join(map(str, result.get('seeds', ['config'])))}"
+        " (a seed picks the first training batch of the fine-tunings and initializes the "
+        "rivals).",
         "",
         head,
         rule,
@@ -103,37 +131,79 @@ def prune_markdown(result: dict[str, Any], plot: bool) -> str:
         label = f"unpruned, fine-tuned {control['finetune_rounds']} times alike"
         lines.append(f"| {label} | " + " | ".join(_cost_cells(control)) + " |")
     for e in result["pruned"]:
-        label = f"{e['method']} {e['target']:.0%} ({e['flops_fraction']:.1%}, {e['seconds']:.0f} s)"
+        seed = f", seed {e['seed']}" if len(result.get("seeds", [])) > 1 else ""
+        label = f"{e['method']} {e['target']:.0%} ({e['flops_fraction']:.1%}, {e['seconds']:.0f} s{seed})"
         lines.append(f"| {label} | " + " | ".join(_cost_cells(e)) + " |")
+    lines += ["", "Mean ± std over seeds:", "", *_summary_lines(result)]
     if plot:
-        lines += ["", f"![test AUC against FLOPs]({PLOT})"]
+        lines += [f"![test AUC against FLOPs]({PLOT})"]
     searched = result["searched"]
-    lines += ["", "### Against the best searched architecture of the same FLOPs", ""]
+    lines += ["", "### Against the searched architecture of the same FLOPs", ""]
     if not searched["found"]:
         lines.append(f"No search history at `{searched['history']}`.")
-        return "\n".join(lines) + "\n"
+        if not any(r["candidate"] for r in searched["rows"]):
+            return "\n".join(lines) + "\n"
     lines += [
-        "| target | searched candidate | its FLOPs | its test AUC | pruned test AUC | wins |",
+        "Rival: the best-scored searched candidate at or below the target; where the search "
+        "has none (or with `--sampled-rivals`, as well), a sampled architecture of the space "
+        "(how it was chosen is said per row). "
+        "Wins beyond the spread: " + SPREAD_RULE + " on test AUC.",
+        "",
+        "| target | rival | chosen as | its FLOPs | its steps | its test AUC | pruned test AUC "
+        "| difference | beyond spread: verdict |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    summary = {(r["method"], r["target"]): r for r in result.get("summary", [])}
+    for row in searched["rows"]:
+        rivals = row.get("rivals") or ([row["candidate"]] if row["candidate"] else [])
+        if not rivals:
+            lines.append(f"| {row['target']:.0%} | none at or below | | | | | | | |")
+        for cand in rivals:
+            lines += _rival_lines(row["target"], cand, summary)
+    return "\n".join(lines) + "\n"
+
+
+def _rival_lines(
+    target: float, cand: dict[str, Any], summary: dict[tuple[str, float], Any]
+) -> list[str]:
+    """One line per method comparing ``cand`` with the pruned models of ``target``."""
+    auc = _pm(cand["test_seeds"]["auc"]) if cand.get("test") else "not trained"
+    lines = []
+    for method, verdict in (cand.get("verdict") or {"": None}).items():
+        mine = summary.get((method, target))
+        pruned = f"{method} {_pm(mine['test_seeds']['auc'])}" if mine else ""
+        diff = f"{verdict['difference']:+.4f}" if verdict else ""
+        call = (
+            f"{'yes' if verdict['beyond_spread'] else 'no'}: {verdict['verdict']}"
+            if verdict
+            else ""
+        )
+        lines.append(
+            f"| {target:.0%} | `{cand['hash'][:12]}` ({cand.get('source', 'search')}) "
+            f"| {cand.get('how', '')} | {cand['flops']:,.0f} | {cand.get('steps', '')} "
+            f"| {auc} | {pruned} | {diff} | {call} |"
+        )
+    return lines
+
+
+def _summary_lines(result: dict[str, Any]) -> list[str]:
+    """The mean ± std table per method and target."""
+    lines = [
+        "| method | target | mean FLOPs | seeds | test AUC | test logloss |",
         "|---|---|---|---|---|---|",
     ]
-    for row in searched["rows"]:
-        cand = row["candidate"]
-        pruned = ", ".join(
-            f"{e['method']} {e['test']['auc']:.4f}"
-            for e in result["pruned"]
-            if e["target"] == row["target"]
-        )
-        if cand is None:
-            lines.append(f"| {row['target']:.0%} | none at or below | | | {pruned} | |")
-            continue
-        test = cand["test"]
-        auc = f"{test['auc']:.4f}" if test else "not trained (`--compare-searched`)"
-        wins = ", ".join(f"{m}: {w}" for m, w in row.get("winner", {}).items())
+    control = result.get("control")
+    if control and "test_seeds" in control:
         lines.append(
-            f"| {row['target']:.0%} | `{cand['hash'][:12]}` | {cand['flops']:,.0f} | {auc} | "
-            f"{pruned} | {wins} |"
+            f"| unpruned, fine-tuned alike | | {control['flops']:,.0f} | {len(control['seeds'])} "
+            f"| {_pm(control['test_seeds']['auc'])} | {_pm(control['test_seeds']['logloss'])} |"
         )
-    return "\n".join(lines) + "\n"
+    for r in result.get("summary", []):
+        lines.append(
+            f"| {r['method']} | {r['target']:.0%} | {r['flops']:,.0f} | {len(r['seeds'])} "
+            f"| {_pm(r['test_seeds']['auc'])} | {_pm(r['test_seeds']['logloss'])} |"
+        )
+    return lines + [""]
 
 
 def write_prune_markdown(result: dict[str, Any], out: str) -> str:

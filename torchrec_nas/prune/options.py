@@ -55,7 +55,18 @@ class PruneOptions:
         mask_steps: steps of gate training before each ``mask`` pruning step.
         mask_l1: weight of the L1 penalty on the gates.
         compare_searched: train the best searched architecture at or below each target's
-            FLOPs (one seed, final recipe) to compare with.
+            FLOPs (final recipe, each of ``seeds``) to compare with; where the search has
+            none, sample architectures of the space under the target (see
+            :mod:`torchrec_nas.prune.rivals`).
+        seeds: seeds of the fine-tunings and of the rivals' trainings (default: the config's
+            seed only). Each seed fine-tunes on the training split from its own starting
+            batch; a rival's seed initializes its weights.
+        rival_steps: training steps of each rival: a number, ``"equal"`` (the model's final
+            training steps plus the fine-tuning steps the pruned model had at that target)
+            or ``None`` (the config's final training length).
+        rival_samples: architectures drawn per target when the search has no candidate.
+        sampled_rivals: with ``compare_searched``, every target also gets a sampled rival
+            beside the searched one (the search's best may be far below the target).
         history: the search history (default: ``history.jsonl`` of the model's run).
         hardware: PIM preset of the cost estimate.
         quantize: also evaluate each model with ``int8``/``int4`` embedding tables
@@ -70,6 +81,10 @@ class PruneOptions:
     mask_steps: int = 200
     mask_l1: float = 3e-3
     compare_searched: bool = False
+    seeds: list[int] | None = None
+    rival_steps: int | str | None = None
+    rival_samples: int = 2000
+    sampled_rivals: bool = False
     history: str | None = None
     hardware: str = "isaac"
     quantize: str | None = None
@@ -86,5 +101,45 @@ class PruneOptions:
             raise ValueError("--finetune-steps must be >= 0")
         if self.finetune_lr is not None and not self.finetune_lr > 0:
             raise ValueError("--finetune-lr must be positive")
+        if self.seeds is not None and (not self.seeds or len(set(self.seeds)) != len(self.seeds)):
+            raise ValueError(f"--seeds {self.seeds}: give distinct seeds")
+        if self.rival_steps is not None and self.rival_steps != "equal":
+            if not isinstance(self.rival_steps, int) or self.rival_steps < 1:
+                raise ValueError(f"--rival-steps {self.rival_steps}: a positive number or 'equal'")
+        if self.rival_samples < 1:
+            raise ValueError("--rival-samples must be at least 1")
         if self.quantize not in (None, "int8", "int4"):
             raise ValueError(f"--quantize {self.quantize}: choose int8 or int4")
+
+
+def parse_seeds(text: str | None) -> list[int] | None:
+    """``--seeds 1,2,3`` as a list (``None`` stays ``None``: the config's seed).
+
+    Raises:
+        ValueError: an item is not an integer.
+
+    Example::
+
+        parse_seeds("1,2,3")   # [1, 2, 3]
+    """
+    if text is None:
+        return None
+    try:
+        return [int(item) for item in text.split(",") if item.strip()]
+    except ValueError:
+        raise ValueError(f"--seeds {text!r}: integers separated by commas") from None
+
+
+def parse_rival_steps(text: str | None) -> int | str | None:
+    """``--rival-steps``: a number of steps, ``equal`` or ``None``.
+
+    Example::
+
+        parse_rival_steps("equal")   # "equal"
+    """
+    if text is None or text == "equal":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"--rival-steps {text!r}: a number or 'equal'") from None

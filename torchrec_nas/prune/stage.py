@@ -36,6 +36,7 @@ from torchrec_nas.prune.graph import ChannelGraph, GroupKey
 from torchrec_nas.prune.markdown import write_prune_markdown
 from torchrec_nas.prune.mask import GatedSubnet
 from torchrec_nas.prune.options import PruneOptions
+from torchrec_nas.prune.seeds import summarize
 from torchrec_nas.prune.select import select_channels
 from torchrec_nas.runtime.base import Runtime
 from torchrec_nas.runtime.callbacks import standard_callbacks
@@ -43,6 +44,7 @@ from torchrec_nas.runtime.default import default_runtime
 from torchrec_nas.runtime.trainer import Trainer, batches_per_epoch
 from torchrec_nas.stages.evaluate import ModelDataMismatch
 from torchrec_nas.stages.models import load_model, read_model_file, save_model, spec_differences
+from torchrec_nas.stages.spread import aggregate_seeds
 from torchrec_nas.stages.train import train_trial
 from torchrec_nas.train.checkpoint import write_json_atomic
 from torchrec_nas.train.metrics import evaluate
@@ -74,6 +76,8 @@ class _Context:
     dense_in: int
     lr: float
     options: PruneOptions
+    steps: int  # fine-tuning steps after each pruning step
+    base_flops: float
     consumed: int = 0  # training batches read so far by fine-tunings and gate trainings
 
     def train_data(self, steps: int) -> DataSplits:
@@ -215,6 +219,59 @@ def describe(ctx: _Context, model: NASRecSubnet) -> dict[str, Any]:
     return entry
 
 
+def _start(ctx: _Context, seed: int, prefix: str) -> int:
+    """The first training batch of ``seed``'s fine-tunings: the split's first for the
+    single-seed layout, else spread over the split by the seed (golden-ratio steps)."""
+    length = batches_per_epoch(ctx.data.train)
+    return int(((seed * 0.6180339887498949) % 1.0) * length) if prefix and length else 0
+
+
+def _prune_seed(
+    ctx: _Context,
+    base: NASRecSubnet,
+    seed: int,
+    prefix: str,
+    model_path: str | Path,
+    spec: dict[str, Any],
+) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """Every method's pruned models of one seed (trials and models under ``prefix``) and the
+    control (``None`` without fine-tuning)."""
+    options, steps, base_flops = ctx.options, ctx.steps, ctx.base_flops
+    entries = []
+    for method in options.methods:
+        torch.manual_seed(seed)
+        model, fraction = copy.deepcopy(base).train(), 1.0
+        ctx.consumed = _start(ctx, seed, prefix)  # every method (and the control) reads alike
+        for target in options.targets:
+            start = time.perf_counter()
+            for k in range(1, options.steps + 1):
+                step_fraction = fraction + (target - fraction) * k / options.steps
+                trial = f"{prefix}{method}/{round(100 * target)}/step{k}"
+                model = prune_step(ctx, model, method, step_fraction * base_flops, trial)
+                model = _finetune(ctx, model, steps, trial)
+            fraction = target
+            seconds = time.perf_counter() - start
+            entry = {"method": method, "target": target, "seed": seed, **describe(ctx, model)}
+            entry["flops_fraction"] = entry["flops"] / base_flops
+            entry["seconds"] = seconds
+            entry["architecture"] = model.arch.to_dict()
+            name = f"{prefix}model_{method}_{round(100 * target)}.pt"
+            meta = {"spec": spec, "options": {}, "pruned_from": str(model_path)}
+            save_model(model.cpu(), storage.join(ctx.out, name), **meta)
+            model.to(ctx.runtime.device)
+            entry["model_file"] = name
+            entries.append(entry)
+    if not steps:
+        return entries, None
+    # The control: the unpruned model fine-tuned as often as the last target's models.
+    control = copy.deepcopy(base).train()
+    ctx.consumed = _start(ctx, seed, prefix)
+    rounds = len(options.targets) * options.steps
+    for k in range(1, rounds + 1):
+        control = _finetune(ctx, control, steps, f"{prefix}control/step{k}")
+    return entries, {"finetune_rounds": rounds, "seed": seed, **describe(ctx, control)}
+
+
 def run_prune(
     cfg: Config,
     model_path: str | Path,
@@ -231,7 +288,10 @@ def run_prune(
     target's model. A control, the unpruned model fine-tuned as many times as the last
     target's models, separates the effect of pruning from that of the extra training.
     Fine-tunings checkpoint under ``out`` like final training, so a rerun with the same
-    options resumes; use a fresh ``out`` for other options.
+    options resumes; use a fresh ``out`` for other options. With several ``options.seeds``
+    every seed repeats all of it under ``out/seed_<s>/`` (its fine-tunings starting at its
+    own batch of the training split); ``summary`` holds the mean and std of test metrics per
+    method and target.
 
     Args:
         cfg: the config whose data and final-training recipe are used.
@@ -279,45 +339,29 @@ def run_prune(
         total = cfg.train.total_steps(batches_per_epoch(data.train))
         steps = max(1, total // options.steps)
     lr = options.finetune_lr or _final_lr(cfg, model_path) / 4
-    ctx = _Context(cfg, out, runtime, data, dense_in, lr, options)
+    ctx = _Context(cfg, out, runtime, data, dense_in, lr, options, steps, base_flops)
+    seeds = options.seeds or [cfg.seed]
     result: dict[str, Any] = {
         "model": str(model_path),
         "finetune_steps": steps,
         "finetune_lr": lr,
         "steps": options.steps,
+        "seeds": seeds,
         "base": {"architecture": base.arch.to_dict(), **describe(ctx, base)},
         "pruned": [],
     }
-    for method in options.methods:
-        model, fraction = copy.deepcopy(base).train(), 1.0
-        ctx.consumed = 0  # every method (and the control) reads the same batches
-        for target in options.targets:
-            start = time.perf_counter()
-            for k in range(1, options.steps + 1):
-                step_fraction = fraction + (target - fraction) * k / options.steps
-                trial = f"{method}/{round(100 * target)}/step{k}"
-                model = prune_step(ctx, model, method, step_fraction * base_flops, trial)
-                model = _finetune(ctx, model, steps, trial)
-            fraction = target
-            seconds = time.perf_counter() - start
-            entry = {"method": method, "target": target, **describe(ctx, model)}
-            entry["flops_fraction"] = entry["flops"] / base_flops
-            entry["seconds"] = seconds
-            entry["architecture"] = model.arch.to_dict()
-            name = f"model_{method}_{round(100 * target)}.pt"
-            meta = {"spec": spec.to_dict(), "options": {}, "pruned_from": str(model_path)}
-            save_model(model.cpu(), storage.join(out, name), **meta)
-            model.to(runtime.device)
-            entry["model_file"] = name
-            result["pruned"].append(entry)
-    if steps:
-        # The control: the unpruned model fine-tuned as often as the last target's models.
-        control = copy.deepcopy(base).train()
-        ctx.consumed = 0
-        rounds = len(options.targets) * options.steps
-        for k in range(1, rounds + 1):
-            control = _finetune(ctx, control, steps, f"control/step{k}")
-        result["control"] = {"finetune_rounds": rounds, **describe(ctx, control)}
+    controls = []
+    for seed in seeds:
+        # One seed equal to the config's keeps the single-seed layout and batches.
+        prefix = "" if seeds == [cfg.seed] else f"seed_{seed}/"
+        pruned, control = _prune_seed(ctx, base, seed, prefix, model_path, spec.to_dict())
+        result["pruned"] += pruned
+        if control is not None:
+            controls.append(control)
+    if controls:
+        result["control"] = {**controls[0], "seeds": [c["seed"] for c in controls]}
+        result["control"]["test_seeds"] = aggregate_seeds([c["test"] for c in controls])
+    result["summary"] = summarize(result["pruned"])
     result["searched"] = compare_searched(
         cfg, model_path, out, base_flops, options, result, runtime, data
     )
