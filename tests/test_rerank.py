@@ -86,3 +86,14 @@ def test_rerank_refuses_when_no_candidate_fits_the_budget(tmp_path: Path) -> Non
     run_supernet(cfg, out)
     with pytest.raises(ValueError, match="no candidate fits search.objective.budgets"):
         run_search(cfg, out)
+
+
+def test_rerank_on_a_remote_out_fails_before_the_search(tmp_path: Path) -> None:
+    from torchrec_nas.runtime.local import LocalRuntime
+    from torchrec_nas.stages.rerank import check_rerank
+
+    (tmp_path / "tiny.yaml").write_text(TINY)
+    cfg = Config.load(tmp_path / "tiny.yaml")
+    with pytest.raises(ValueError, match=r"search.rerank: memory://x is not a local directory"):
+        run_search(cfg, "memory://x", LocalRuntime("cpu"))
+    assert check_rerank(cfg, tmp_path, LocalRuntime("cpu")) == tmp_path

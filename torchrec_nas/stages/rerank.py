@@ -35,6 +35,18 @@ def top_candidates(history: SearchHistory, k: int) -> list[Evaluation]:
     return ranked
 
 
+def check_rerank(cfg: Config, out: str | Path, runtime: Runtime) -> Path:
+    """The local directory re-ranking caches in; raises ``ValueError`` naming
+    ``search.rerank`` where it cannot run (several ranks, a remote ``out``). The search calls
+    it before scoring anything, so a bad setting costs no search time."""
+    if runtime.world_size > 1:
+        raise ValueError("search.rerank: re-ranking trains in one process; set top_k: 0")
+    local = storage.local_path(out)
+    if local is None:
+        raise ValueError(f"search.rerank: {out} is not a local directory; set top_k: 0")
+    return local
+
+
 def rerank(
     cfg: Config, out: str | Path, runtime: Runtime, data: DataSplits, history: SearchHistory
 ) -> tuple[Evaluation, list[dict[str, Any]]]:
@@ -58,11 +70,7 @@ def rerank(
         best, rows = rerank(cfg, "runs/demo", LocalRuntime("cpu"), data, history)
     """
     rr = cfg.search.rerank
-    if runtime.world_size > 1:
-        raise ValueError("search.rerank: re-ranking trains in one process; set top_k: 0")
-    local = storage.local_path(out)
-    if local is None:
-        raise ValueError(f"search.rerank: {out} is not a local directory; set top_k: 0")
+    local = check_rerank(cfg, out, runtime)
     top = top_candidates(history, rr.top_k)
     if not top:
         raise ValueError("search.rerank: no candidate fits search.objective.budgets")

@@ -22,7 +22,7 @@ from torchrec_nas.search.history import Evaluation, SearchHistory
 from torchrec_nas.search.joint import memory_front
 from torchrec_nas.search.provenance import search_provenance
 from torchrec_nas.space import Architecture
-from torchrec_nas.stages.rerank import rerank
+from torchrec_nas.stages.rerank import check_rerank, rerank
 from torchrec_nas.stages.supernet import check_not_at_chance, trained_supernet, unwrap_supernet
 from torchrec_nas.train.checkpoint import write_json_atomic
 
@@ -112,6 +112,8 @@ def run_search(
     """
     check_not_at_chance(cfg, out)
     runtime = runtime or default_runtime(cfg)
+    if cfg.search.rerank.top_k:
+        check_rerank(cfg, out, runtime)
     data = data or runtime.data(cfg)
     model = unwrap_supernet(runtime, trained_supernet(cfg, out, runtime, data))
     ft = cfg.search.finetune
