@@ -42,6 +42,24 @@ def embedding_memory_bytes(tables: Sequence[EmbeddingBagConfig], batch_size: int
     """
     if not tables:
         return 0
+    # The estimate takes tens of milliseconds and depends only on the tables' shapes: every
+    # candidate of an interaction-only search, and most of a joint search, repeat a few.
+    key = (
+        batch_size,
+        tuple(
+            (t.name, t.num_embeddings, t.embedding_dim, tuple(t.feature_names), str(t.data_type))
+            for t in tables
+        ),
+    )
+    if key not in _ESTIMATES:
+        _ESTIMATES[key] = _estimate(tables, batch_size)
+    return _ESTIMATES[key]
+
+
+_ESTIMATES: dict[tuple[object, ...], int] = {}
+
+
+def _estimate(tables: Sequence[EmbeddingBagConfig], batch_size: int) -> int:
     topology = _cpu_topology()
     constraints = {
         t.name: ParameterConstraints(sharding_types=["table_wise"], compute_kernels=["fused"])
