@@ -79,6 +79,9 @@ def test_search_writes_widths_history_summary_and_report(
     assert len(history) == 2 * 8 and {h["seed"] for h in history} == {1, 2}
     assert summary["agreement"]["runs"] == 2 and 0 <= summary["agreement"]["identical_share"] <= 1
     assert 0 <= summary["agreement"]["within_one_step_weighted_share"] <= 1
+    picks = [s["policy"]["widths"] for s in summary["seeds"]]
+    same = [len({p[f] for p in picks}) == 1 for f in dims]
+    assert summary["agreement"]["identical_share"] == sum(same) / len(same)
     assert {"policy", "evolution"} <= set(summary["seeds"][0])
     assert summary["stage1"]["steps"] == 24 and sum(map(sum, summary["stage1"]["draws"])) == 24 * 5
     text = (out / "embedding_search.md").read_text()

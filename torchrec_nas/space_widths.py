@@ -16,14 +16,30 @@ from collections.abc import Sequence
 from torchrec_nas.architecture import Architecture, ArchitectureError
 
 
+def check_widths(widths: Sequence[int], where: str = "embedding_search.widths") -> None:
+    """Fails with one line naming the first width that FBGEMM's fused kernels cannot take.
+
+    Raises:
+        ValueError: an empty list, a width that is not a positive multiple of 4, or a repeat.
+    """
+    if not widths:
+        raise ValueError(f"{where}: needs at least one width")
+    for w in widths:
+        if w <= 0 or w % 4:
+            raise ValueError(f"{where}: width {w} is not a positive multiple of 4")
+    if len(set(widths)) != len(widths):
+        raise ValueError(f"{where}: a width appears twice in {widths}")
+
+
 def check_width_choices(widths: Sequence[int], embedding_dim: int) -> None:
     """Raises ``ValueError`` naming ``embedding_widths`` unless ``widths`` are sorted, distinct,
     positive multiples of 4 no larger than ``embedding_dim`` (empty: widths not searched)."""
-    if list(widths) != sorted(set(widths)):
-        raise ValueError(f"embedding_widths must be sorted ascending without repeats: {widths}")
+    if not widths:
+        return
+    check_widths(widths, "embedding_widths")
+    if list(widths) != sorted(widths):
+        raise ValueError(f"embedding_widths must be sorted ascending: {widths}")
     for w in widths:
-        if w < 1 or w % 4:
-            raise ValueError(f"embedding_widths: {w} is not a positive multiple of 4")
         if w > embedding_dim:
             raise ValueError(
                 f"embedding_widths: {w} is wider than the supernet's tables "
@@ -43,6 +59,19 @@ def sample_embedding_dims(
     return tuple(sorted((f, rng.choice(widths)) for f in features))
 
 
+def step_width(width: int, ordered: Sequence[int], rng: random.Random) -> int:
+    """``width`` moved one step up or down the sorted ``ordered`` (at random where both
+    exist; ``width`` itself where it is the only choice).
+
+    Example::
+
+        step_width(8, [4, 8, 16], random.Random(0))   # 4 or 16
+    """
+    i = list(ordered).index(width)
+    moves = [j for j in (i - 1, i + 1) if 0 <= j < len(ordered)]
+    return ordered[rng.choice(moves)] if moves else width
+
+
 def mutate_width(arch: Architecture, widths: Sequence[int], rng: random.Random) -> Architecture:
     """``arch`` with one feature's width moved one step along ``widths`` (up or down, at
     random where both exist); ``arch`` itself where it has no widths or one choice."""
@@ -52,9 +81,7 @@ def mutate_width(arch: Architecture, widths: Sequence[int], rng: random.Random) 
     feature = rng.choice(sorted(dims))
     old = dims[feature]
     if old in widths:
-        k = list(widths).index(old)
-        steps = [j for j in (k - 1, k + 1) if 0 <= j < len(widths)]
-        dims[feature] = widths[rng.choice(steps)]
+        dims[feature] = step_width(old, widths, rng)
     else:
         dims[feature] = rng.choice(list(widths))
     return dataclasses.replace(arch, embedding_dims=tuple(dims.items()))

@@ -8,24 +8,10 @@ from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
 from torchrec_nas.search.evolution import EvolutionConfig
+from torchrec_nas.space_widths import check_widths
 from torchrec_nas.train.config import LoopConfig
 
 DEFAULT_WIDTHS = [4, 8, 12, 16, 24, 32, 48, 64]
-
-
-def check_widths(widths: list[int], where: str = "embedding_search.widths") -> None:
-    """Fails with one line naming the first width that FBGEMM's fused kernels cannot take.
-
-    Raises:
-        ValueError: an empty list, a width that is not a positive multiple of 4, or a repeat.
-    """
-    if not widths:
-        raise ValueError(f"{where}: needs at least one width")
-    for w in widths:
-        if w <= 0 or w % 4:
-            raise ValueError(f"{where}: width {w} is not a positive multiple of 4")
-    if len(set(widths)) != len(widths):
-        raise ValueError(f"{where}: a width appears twice in {widths}")
 
 
 def width_evolution_default() -> EvolutionConfig:

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from torchrec_nas.search.evolution import EvolutionConfig
+from torchrec_nas.space_widths import step_width
 
 #: ``reward(widths) -> float``; higher is better.
 Reward = Callable[[dict[str, int]], float]
@@ -143,9 +144,7 @@ def mutate_widths(
     ordered = sorted(choices)
     child = dict(widths)
     for f in rng.sample(sorted(child), min(mutations, len(child))):
-        i = ordered.index(child[f])
-        moves = [j for j in (i - 1, i + 1) if 0 <= j < len(ordered)]
-        child[f] = ordered[rng.choice(moves)] if moves else ordered[i]
+        child[f] = step_width(child[f], ordered, rng)
     return child
 
 

@@ -54,6 +54,7 @@ class AdaptiveWidthSampler(nn.Module):
         super().__init__()
         self.feature_names = list(feature_names)
         self.widths = list(widths)
+        self._column = {w: j for j, w in enumerate(self.widths)}
         self.uniform_floor = uniform_floor
         self.loss_decay = loss_decay
         self.temperature = temperature
@@ -88,13 +89,13 @@ class AdaptiveWidthSampler(nn.Module):
     def update(self, widths: Mapping[str, int], loss: torch.Tensor | float) -> None:
         """Folds a step's loss into the running loss of each drawn (feature, width)."""
         value = float(loss)
-        for i, f in enumerate(self.feature_names):
-            j = self.widths.index(widths[f])
-            old = float(self.running_loss[i, j])
-            new = (
-                value
-                if self.counts[i, j] == 0
-                else self.loss_decay * old + (1 - self.loss_decay) * value
-            )
-            self.running_loss[i, j] = new
-            self.counts[i, j] += 1
+        rows = torch.arange(len(self.feature_names), device=self.counts.device)
+        cols = torch.tensor(
+            [self._column[widths[f]] for f in self.feature_names], device=self.counts.device
+        )
+        old = self.running_loss[rows, cols]
+        blended = self.loss_decay * old + (1 - self.loss_decay) * value
+        self.running_loss[rows, cols] = torch.where(
+            self.counts[rows, cols] == 0, torch.full_like(old, value), blended
+        )
+        self.counts[rows, cols] += 1

@@ -116,6 +116,8 @@ class WidthObjective:
         metric: str = "auc",
         penalty: float = 1.0,
     ) -> None:
+        if metric not in ("auc", "logloss"):
+            raise ValueError(f"WidthObjective: metric {metric!r} is not 'auc' or 'logloss'")
         self.scorer = scorer
         self.rows = dict(rows)
         self.token_width = token_width
