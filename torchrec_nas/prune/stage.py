@@ -14,7 +14,6 @@ import copy
 import dataclasses
 import itertools
 import json
-import math
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -365,17 +364,6 @@ def run_prune(
     result["searched"] = compare_searched(
         cfg, model_path, out, base_flops, options, result, runtime, data
     )
-    write_json_atomic(storage.join(out, "prune.json"), _finite(result))
+    write_json_atomic(storage.join(out, "prune.json"), result)  # non-finite floats: null
     write_prune_markdown(result, out)
     return result
-
-
-def _finite(value: Any) -> Any:
-    """``value`` with non-finite floats as ``None`` (strict JSON)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    return value
