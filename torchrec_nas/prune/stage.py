@@ -13,7 +13,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import itertools
-import json
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -30,7 +29,7 @@ from torchrec_nas.config import Config
 from torchrec_nas.data import DataSpec, DataSplits
 from torchrec_nas.hardware.flops import architecture_costs
 from torchrec_nas.models import NASRecSubnet
-from torchrec_nas.prune.compare import compare_searched
+from torchrec_nas.prune.compare import compare_searched, final_results
 from torchrec_nas.prune.graph import ChannelGraph, GroupKey
 from torchrec_nas.prune.markdown import write_prune_markdown
 from torchrec_nas.prune.mask import GatedSubnet
@@ -92,11 +91,9 @@ class _Context:
 def _final_lr(cfg: Config, model_path: str | Path) -> float:
     """The dense learning rate the model's final training chose (``train/results.json``),
     else the config's first."""
-    results = storage.join(storage.parent(str(model_path)), "results.json")
-    if storage.exists(results):
-        lr = json.loads(storage.read_text(results)).get("nasrec", {}).get("lr")
-        if lr is not None:
-            return float(lr)
+    lr = final_results(model_path).get("lr")
+    if lr is not None:
+        return float(lr)
     return (cfg.train.lr_grid or [cfg.train.optimizer.lr])[0]
 
 
