@@ -34,6 +34,7 @@ from torchrec_nas.prune.graph import ChannelGraph, GroupKey
 from torchrec_nas.prune.markdown import write_prune_markdown
 from torchrec_nas.prune.mask import GatedSubnet
 from torchrec_nas.prune.options import PruneOptions
+from torchrec_nas.prune.resume import check_resume, schedule
 from torchrec_nas.prune.seeds import summarize
 from torchrec_nas.prune.select import select_channels
 from torchrec_nas.runtime.base import Runtime
@@ -284,7 +285,7 @@ def run_prune(
     target's model. A control, the unpruned model fine-tuned as many times as the last
     target's models, separates the effect of pruning from that of the extra training.
     Fine-tunings checkpoint under ``out`` like final training, so a rerun with the same
-    options resumes; use a fresh ``out`` for other options. With several ``options.seeds``
+    schedule resumes (another is refused: use a fresh ``out``). With several ``options.seeds``
     every seed repeats all of it under ``out/seed_<s>/`` (its fine-tunings starting at its
     own batch of the training split); ``summary`` holds the mean and std of test metrics per
     method and target.
@@ -299,7 +300,8 @@ def run_prune(
 
     Raises:
         ValueError: a target outside ``(0, 1)``, an unknown method, a model that is not a
-            NASRec model or cannot reach a target, or data that do not fit the model.
+            NASRec model or cannot reach a target, data that do not fit the model, or an
+            ``out`` that holds a run with another schedule (:mod:`torchrec_nas.prune.resume`).
         FileNotFoundError: no model file at ``model_path``.
         CheckpointError: the file is not a model written by ``train``.
 
@@ -335,6 +337,7 @@ def run_prune(
         total = cfg.train.total_steps(batches_per_epoch(data.train))
         steps = max(1, total // options.steps)
     lr = options.finetune_lr or _final_lr(cfg, model_path) / 4
+    check_resume(out, schedule(model_path, options, steps, lr))
     ctx = _Context(cfg, out, runtime, data, dense_in, lr, options, steps, base_flops)
     seeds = options.seeds or [cfg.seed]
     result: dict[str, Any] = {
