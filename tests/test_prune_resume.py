@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from torchrec_nas.prune.options import PruneOptions
-from torchrec_nas.prune.resume import check_resume
+from torchrec_nas.prune.resume import check_resume, schedule
 
 
 def test_rerun_with_another_schedule_is_refused(tmp_path: Path) -> None:
@@ -24,3 +24,13 @@ def test_negative_or_nan_mask_l1_is_refused() -> None:
         with pytest.raises(ValueError, match="--mask-l1"):
             PruneOptions(targets=[0.5], mask_l1=bad).validate()
     PruneOptions(targets=[0.5], mask_l1=0.0).validate()
+
+
+def test_the_same_model_spelt_two_ways_has_one_schedule(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    options = PruneOptions(targets=[0.5])
+    relative = schedule("run/train/model_nasrec.pt", options, 2, 0.01)
+    assert relative == schedule(tmp_path / "run/train/model_nasrec.pt", options, 2, 0.01)
+    assert relative != schedule("run/train/other.pt", options, 2, 0.01)

@@ -23,7 +23,7 @@ def schedule(
         schedule("runs/demo/train/model_nasrec.pt", PruneOptions(targets=[0.5]), 100, 0.01)
     """
     return {
-        "model": str(model_path),
+        "model": str(local.resolve() if (local := storage.local_path(model_path)) else model_path),
         "targets": options.targets,
         "steps": options.steps,
         "finetune_steps": steps,
