@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from torchrec.datasets.utils import Batch
 from torchrec.modules.embedding_configs import EmbeddingBagConfig
 from torchrec.sparse.jagged_tensor import KeyedJaggedTensor
+
+from torchrec_nas.architecture import Architecture
 
 NAMES = [f"c{i}" for i in range(5)]
 
@@ -30,3 +34,15 @@ def random_batch(
     )
     labels = torch.randint(0, 2, (batch_size,), generator=g).float()
     return Batch(torch.randn(batch_size, num_dense, generator=g), kjt, labels)
+
+
+def train_tiny_run(root: Path, config: str, arch: Architecture) -> tuple[Path, Path]:
+    """Writes ``config`` and ``arch`` under ``root`` and runs ``train --arch`` into
+    ``root/run``; returns the config file and the run directory."""
+    from torchrec_nas.cli import main
+
+    (root / "tiny.yaml").write_text(config)
+    (root / "arch.json").write_text(arch.to_json())
+    argv = ["train", "--config", str(root / "tiny.yaml"), "--out", str(root / "run")]
+    assert main([*argv, "--arch", str(root / "arch.json"), "--quiet"]) == 0
+    return root / "tiny.yaml", root / "run"

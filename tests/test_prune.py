@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import random_batch, tiny_tables
+from helpers import random_batch, tiny_tables, train_tiny_run
 from torch import nn
 
 from torchrec_nas.architecture import Architecture, BlockConfig
@@ -182,12 +182,8 @@ TINY_ARCH = Architecture(
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    root = tmp_path_factory.mktemp("prune")
-    (root / "tiny.yaml").write_text(TINY)
-    (root / "arch.json").write_text(TINY_ARCH.to_json())
-    argv = ["train", "--config", str(root / "tiny.yaml"), "--out", str(root / "run")]
-    assert main([*argv, "--arch", str(root / "arch.json"), "--quiet"]) == 0
-    return root / "tiny.yaml", root / "run" / "train"
+    config, run = train_tiny_run(tmp_path_factory.mktemp("prune"), TINY, TINY_ARCH)
+    return config, run / "train"
 
 
 def test_prune_command_writes_models_json_and_markdown(tiny_run: tuple[Path, Path]) -> None:

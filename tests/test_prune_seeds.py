@@ -8,6 +8,7 @@ import math
 from pathlib import Path
 
 import pytest
+from helpers import train_tiny_run
 
 from torchrec_nas.cli import main
 from torchrec_nas.prune.compare import verdicts
@@ -32,17 +33,13 @@ train:
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     from test_prune import TINY_ARCH
 
-    root = tmp_path_factory.mktemp("prune_seeds")
-    (root / "tiny.yaml").write_text(TINY)
-    (root / "arch.json").write_text(TINY_ARCH.to_json())
-    argv = ["train", "--config", str(root / "tiny.yaml"), "--out", str(root / "run")]
-    assert main([*argv, "--arch", str(root / "arch.json"), "--quiet"]) == 0
+    config, run = train_tiny_run(tmp_path_factory.mktemp("prune_seeds"), TINY, TINY_ARCH)
     # A search history whose only candidate is larger than every target.
     huge = Evaluation(
         0, 0, TINY_ARCH, TINY_ARCH.canonical_hash(), {"logloss": 0.5}, {"flops": 1e12}, 0.5
     )
-    (root / "run" / "history.jsonl").write_text(json.dumps(huge.to_dict()) + "\n")
-    return root / "tiny.yaml", root / "run" / "train" / "model_nasrec.pt"
+    (run / "history.jsonl").write_text(json.dumps(huge.to_dict()) + "\n")
+    return config, run / "train" / "model_nasrec.pt"
 
 
 def _prune(config: Path, model: Path, out: Path, *extra: str) -> dict:

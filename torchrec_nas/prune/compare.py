@@ -16,7 +16,7 @@ from torchrec_nas.prune.options import PruneOptions
 from torchrec_nas.runtime.base import Runtime
 from torchrec_nas.search.history import Evaluation, SearchHistory
 from torchrec_nas.space import Architecture
-from torchrec_nas.stages.spread import beyond_spread
+from torchrec_nas.stages.spread import aggregate_seeds, beyond_spread
 
 
 def best_searched(evaluations: list[Evaluation], max_flops: float) -> Evaluation | None:
@@ -29,15 +29,27 @@ def best_searched(evaluations: list[Evaluation], max_flops: float) -> Evaluation
     return min(fitting, key=lambda e: (e.score, e.index)) if fitting else None
 
 
+def final_results(model_path: str | Path) -> dict[str, Any]:
+    """The ``nasrec`` entry of the final training's ``results.json`` beside ``model_path``
+    (empty where there is none).
+
+    Example::
+
+        final_results("runs/demo/train/model_nasrec.pt").get("lr")   # the chosen dense lr
+    """
+    path = storage.join(storage.parent(str(model_path)), "results.json")
+    if not storage.exists(path):
+        return {}
+    entry: dict[str, Any] = json.loads(storage.read_text(path)).get("nasrec", {})
+    return entry
+
+
 def trained_results(model_path: str | Path) -> dict[str, dict[str, float]]:
     """Test metrics of architectures already trained stand-alone in the model's run
     (``train/results.json``), by canonical hash."""
     path = storage.join(storage.parent(str(model_path)), "results.json")
-    if not storage.exists(path):
-        return {}
-    results = json.loads(storage.read_text(path))
     known = {}
-    entry = results.get("nasrec", {})
+    entry = final_results(model_path)
     if "architecture" in entry and "test" in entry:
         arch = Architecture.from_dict(entry["architecture"], path)
         known[arch.canonical_hash()] = entry["test"]
@@ -53,12 +65,7 @@ def rival_steps(
         return None
     if options.rival_steps != "equal":
         return int(options.rival_steps)
-    path = storage.join(storage.parent(str(model_path)), "results.json")
-    trained = 0
-    if storage.exists(path):
-        trained = int(
-            json.loads(storage.read_text(path)).get("nasrec", {}).get("train", {}).get("steps", 0)
-        )
+    trained = int(final_results(model_path).get("train", {}).get("steps", 0))
     return trained + rounds * per_round
 
 
@@ -177,9 +184,8 @@ def compare_searched(
             cand["test"] = None
             test = known.get(cand["hash"]) if steps is None else None
             if test is not None:
-                nan = {"mean": float(test["auc"]), "std": math.nan}
                 cand.update(test=test, seeds=[{"seed": seeds[0], "test": test}])
-                cand["test_seeds"] = {"auc": nan, "logloss": {**nan, "mean": test["logloss"]}}
+                cand["test_seeds"] = aggregate_seeds([test])  # one seed: std nan
             elif options.compare_searched:
                 cand.update(_train_rival(cfg, arch, cand["hash"], steps, seeds, out, runtime, data))
             if cand["test"] is not None:

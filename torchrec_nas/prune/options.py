@@ -97,6 +97,8 @@ class PruneOptions:
         for name in ("steps", "mask_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
+        if not self.mask_l1 >= 0:
+            raise ValueError(f"--mask-l1 {self.mask_l1}: must be >= 0")
         if self.finetune_steps is not None and self.finetune_steps < 0:
             raise ValueError("--finetune-steps must be >= 0")
         if self.finetune_lr is not None and not self.finetune_lr > 0:

@@ -13,8 +13,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import itertools
-import json
-import math
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -31,11 +29,12 @@ from torchrec_nas.config import Config
 from torchrec_nas.data import DataSpec, DataSplits
 from torchrec_nas.hardware.flops import architecture_costs
 from torchrec_nas.models import NASRecSubnet
-from torchrec_nas.prune.compare import compare_searched
+from torchrec_nas.prune.compare import compare_searched, final_results
 from torchrec_nas.prune.graph import ChannelGraph, GroupKey
 from torchrec_nas.prune.markdown import write_prune_markdown
 from torchrec_nas.prune.mask import GatedSubnet
 from torchrec_nas.prune.options import PruneOptions
+from torchrec_nas.prune.resume import check_resume, schedule
 from torchrec_nas.prune.seeds import summarize
 from torchrec_nas.prune.select import select_channels
 from torchrec_nas.runtime.base import Runtime
@@ -93,11 +92,9 @@ class _Context:
 def _final_lr(cfg: Config, model_path: str | Path) -> float:
     """The dense learning rate the model's final training chose (``train/results.json``),
     else the config's first."""
-    results = storage.join(storage.parent(str(model_path)), "results.json")
-    if storage.exists(results):
-        lr = json.loads(storage.read_text(results)).get("nasrec", {}).get("lr")
-        if lr is not None:
-            return float(lr)
+    lr = final_results(model_path).get("lr")
+    if lr is not None:
+        return float(lr)
     return (cfg.train.lr_grid or [cfg.train.optimizer.lr])[0]
 
 
@@ -288,7 +285,7 @@ def run_prune(
     target's model. A control, the unpruned model fine-tuned as many times as the last
     target's models, separates the effect of pruning from that of the extra training.
     Fine-tunings checkpoint under ``out`` like final training, so a rerun with the same
-    options resumes; use a fresh ``out`` for other options. With several ``options.seeds``
+    schedule resumes (another is refused: use a fresh ``out``). With several ``options.seeds``
     every seed repeats all of it under ``out/seed_<s>/`` (its fine-tunings starting at its
     own batch of the training split); ``summary`` holds the mean and std of test metrics per
     method and target.
@@ -303,7 +300,8 @@ def run_prune(
 
     Raises:
         ValueError: a target outside ``(0, 1)``, an unknown method, a model that is not a
-            NASRec model or cannot reach a target, or data that do not fit the model.
+            NASRec model or cannot reach a target, data that do not fit the model, or an
+            ``out`` that holds a run with another schedule (:mod:`torchrec_nas.prune.resume`).
         FileNotFoundError: no model file at ``model_path``.
         CheckpointError: the file is not a model written by ``train``.
 
@@ -339,6 +337,7 @@ def run_prune(
         total = cfg.train.total_steps(batches_per_epoch(data.train))
         steps = max(1, total // options.steps)
     lr = options.finetune_lr or _final_lr(cfg, model_path) / 4
+    check_resume(out, schedule(model_path, options, steps, lr))
     ctx = _Context(cfg, out, runtime, data, dense_in, lr, options, steps, base_flops)
     seeds = options.seeds or [cfg.seed]
     result: dict[str, Any] = {
@@ -365,17 +364,6 @@ def run_prune(
     result["searched"] = compare_searched(
         cfg, model_path, out, base_flops, options, result, runtime, data
     )
-    write_json_atomic(storage.join(out, "prune.json"), _finite(result))
+    write_json_atomic(storage.join(out, "prune.json"), result)  # non-finite floats: null
     write_prune_markdown(result, out)
     return result
-
-
-def _finite(value: Any) -> Any:
-    """``value`` with non-finite floats as ``None`` (strict JSON)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    return value
