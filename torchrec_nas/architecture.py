@@ -98,6 +98,12 @@ class Architecture:
             (the joint search's genes; see ``SearchSpace.embedding_widths``), or ``None``
             when widths are not searched (every table at the space's ``embedding_dim``).
             JSON: a ``{feature: width}`` object, absent when ``None``.
+        layer_norm: whether the blocks' outputs pass through NASRec's LayerNorms (in a space
+            that has them, ``SearchSpace.layer_norm``; a space without them has none for any
+            architecture). DLRM and DCN-v2 have none. The supernet cannot judge this gene (its
+            weights were trained with the LayerNorms), so its search leaves it ``true``; it is
+            set by stand-alone training (``search.rerank.layer_norm``). JSON: written only
+            when false.
 
     Example::
 
@@ -109,6 +115,7 @@ class Architecture:
     blocks: tuple[BlockConfig, ...]
     head_tokens: bool = True
     embedding_dims: tuple[tuple[str, int], ...] | None = None
+    layer_norm: bool = True
 
     def __post_init__(self) -> None:
         if self.embedding_dims is not None:  # one order, so equal maps compare equal
@@ -128,6 +135,8 @@ class Architecture:
             d["head_tokens"] = False
         if self.embedding_dims is not None:  # and so do files without searched widths
             d["embedding_dims"] = dict(self.embedding_dims)
+        if not self.layer_norm:  # and files of models with LayerNorms
+            d["layer_norm"] = False
         return d
 
     def to_json(self, indent: int | None = None) -> str:
@@ -144,17 +153,19 @@ class Architecture:
                 f"{where}: architecture JSON version {version!r} is not supported "
                 f"(this version of torchrec_nas reads version {ARCHITECTURE_JSON_VERSION})"
             )
-        unknown = sorted(set(data) - {"version", "blocks", "head_tokens", "embedding_dims"})
+        known = ("version", "blocks", "head_tokens", "embedding_dims", "layer_norm")
+        unknown = sorted(set(data) - set(known))
         if unknown:
             raise ArchitectureError(
-                f"{where}: unknown field {unknown[0]!r} "
-                "(known: version, blocks, head_tokens, embedding_dims)"
+                f"{where}: unknown field {unknown[0]!r} (known: {', '.join(known)})"
             )
-        head_tokens = data.get("head_tokens", True)
-        if not isinstance(head_tokens, bool):
-            raise ArchitectureError(
-                f"{where}: head_tokens must be true or false, not {head_tokens!r}"
-            )
+        flags = {}
+        for name in ("head_tokens", "layer_norm"):
+            flags[name] = data.get(name, True)
+            if not isinstance(flags[name], bool):
+                raise ArchitectureError(
+                    f"{where}: {name} must be true or false, not {flags[name]!r}"
+                )
         blocks_data = data["blocks"]
         if not isinstance(blocks_data, list) or not blocks_data:
             raise ArchitectureError(f"{where}: 'blocks' must be a non-empty list")
@@ -165,7 +176,7 @@ class Architecture:
             except ConfigError as e:
                 raise ArchitectureError(str(e)) from e
         dims = _read_embedding_dims(data.get("embedding_dims"), where)
-        return Architecture(tuple(blocks), head_tokens, dims)
+        return Architecture(tuple(blocks), flags["head_tokens"], dims, flags["layer_norm"])
 
     @staticmethod
     def from_json(text: str, where: str = "architecture") -> Architecture:
@@ -291,7 +302,7 @@ def canonicalize(arch: Architecture) -> Architecture:
         )
     # Widths stay as they are: a width changes the tokens even where only the dense path
     # reads them (and costs memory regardless).
-    return Architecture(tuple(blocks), arch.head_tokens, arch.embedding_dims)
+    return Architecture(tuple(blocks), arch.head_tokens, arch.embedding_dims, arch.layer_norm)
 
 
 def _read_embedding_dims(value: Any, where: str) -> tuple[tuple[str, int], ...] | None:

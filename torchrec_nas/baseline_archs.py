@@ -13,11 +13,11 @@ for example ``dense_ops: [fc, gating, sum, dot, cross, dlrm_dot]``):
 - one ``fc`` block per further hidden layer of the over arch; the classifier is its last layer.
 
 Unused leading blocks (the space has more blocks than the model has layers) are dead: they
-cannot reach the logit and cost nothing. In a space with ``layer_norm: false`` and
-``head_tokens: [false]`` (or ``[true, false]``) the architecture computes the baseline's
-function (DLRM up to ``dlrm_dot``'s extra layer, below); otherwise it differs as follows:
+cannot reach the logit and cost nothing. With ``layer_norm=False`` (the architecture's gene; or
+in a space with ``layer_norm: false``), in a space with ``head_tokens: [false]`` (or ``[true,
+false]``) the architecture computes the baseline's function (DLRM up to ``dlrm_dot``'s extra layer, below); otherwise it differs as follows:
 
-- in a space with ``layer_norm: true`` every block's dense output goes through a LayerNorm
+- with LayerNorms (the default) every block's dense output goes through a LayerNorm
   (NASRec's blocks), where DLRM feeds the ReLU output straight into the next layer;
 - in a space whose ``head_tokens`` allows ``false`` the classifier reads the over arch's last
   hidden layer only, as DLRM's does; otherwise the last block's sparse path is live: an
@@ -47,6 +47,7 @@ def dlrm_architecture(
     space: SearchSpace,
     dense_arch_layer_sizes: Sequence[int],
     over_arch_layer_sizes: Sequence[int],
+    layer_norm: bool = True,
 ) -> Architecture:
     """DLRM (``torchrec.models.dlrm.DLRM``) as an architecture of ``space``.
 
@@ -56,12 +57,14 @@ def dlrm_architecture(
             is not last (as :func:`~torchrec_nas.models.build_baseline` does).
         over_arch_layer_sizes: the over arch's layers; a final ``1`` (the logit) is the
             classifier's.
+        layer_norm: the architecture's ``layer_norm`` gene (``False``: no LayerNorm after
+            its blocks, as in DLRM, whatever the space).
 
     Raises:
         ArchitectureError: if a layer size is not among the space's ``dense_dims``, an
             operator is missing, or the space has too few blocks.
     """
-    return _baseline(space, "dlrm_dot", dense_arch_layer_sizes, over_arch_layer_sizes)
+    return _baseline(space, "dlrm_dot", dense_arch_layer_sizes, over_arch_layer_sizes, layer_norm)
 
 
 def dcn_architecture(
@@ -70,6 +73,7 @@ def dcn_architecture(
     over_arch_layer_sizes: Sequence[int],
     num_layers: int = CROSS_LAYERS,
     low_rank: int | None = None,
+    layer_norm: bool = True,
 ) -> Architecture:
     """DCN-v2 (``torchrec.models.dlrm.DLRM_DCN``) as an architecture of ``space``.
 
@@ -97,7 +101,7 @@ def dcn_architecture(
         raise ArchitectureError(
             f"low_rank: a cross block of width {width} has rank {cross_rank(width)}, not {low_rank}"
         )
-    return _baseline(space, "cross", dense_arch_layer_sizes, over_arch_layer_sizes)
+    return _baseline(space, "cross", dense_arch_layer_sizes, over_arch_layer_sizes, layer_norm)
 
 
 def _over_hidden(over_arch_layer_sizes: Sequence[int]) -> list[int]:
@@ -114,6 +118,7 @@ def _baseline(
     interaction: str,
     dense_arch_layer_sizes: Sequence[int],
     over_arch_layer_sizes: Sequence[int],
+    layer_norm: bool = True,
 ) -> Architecture:
     bottom = list(dense_arch_layer_sizes)
     if not bottom or bottom[-1] != space.embedding_dim:
@@ -152,4 +157,4 @@ def _baseline(
         # the raw dense features, the others the block before; every sparse path (read by the
         # interaction and the classifier) reads the raw tokens.
         blocks.append(block(op, dim, dead + k if k > 0 else 0))
-    return Architecture(tuple(blocks), head_tokens=min(space.head_tokens))
+    return Architecture(tuple(blocks), head_tokens=min(space.head_tokens), layer_norm=layer_norm)

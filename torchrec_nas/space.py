@@ -341,7 +341,7 @@ class SearchSpace:
                 if new != old:
                     blocks[i] = dataclasses.replace(blocks[i], **{gene: new})
                     break
-        return Architecture(tuple(blocks), head, dims)
+        return Architecture(tuple(blocks), head, dims, arch.layer_norm)
 
     # ---- validation -------------------------------------------------------------------------
 

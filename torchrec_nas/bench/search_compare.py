@@ -26,6 +26,7 @@ from torchrec_nas.search.history import SearchHistory
 from torchrec_nas.search.provenance import search_provenance
 from torchrec_nas.space import Architecture
 from torchrec_nas.stages import load_supernet, run_supernet
+from torchrec_nas.stages.rerank import resolve_budgets
 from torchrec_nas.stages.spread import SPREAD_RULE, beyond_spread, mean_std
 from torchrec_nas.train.standalone import StandaloneTrainer
 
@@ -67,6 +68,7 @@ def search_comparison(cfg: Config, data: DataSplits, out: str | Path) -> dict[st
             arch, cfg.space, dense_in, tables, objective.hardware, objective.embedding_mode
         )
 
+    objective = resolve_budgets(cfg, costs).search.objective  # flops: dcn -> a number
     alone = StandaloneTrainer(cfg, data, runtime, cache_path(cfg, out))
     evolution_cfg = dataclasses.replace(cfg.search, strategy="evolution")
     runs: list[dict[str, Any]] = []

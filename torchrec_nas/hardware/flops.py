@@ -163,12 +163,12 @@ def _block_layers(
         if b.sparse_to_dense:
             records.activation("sparse_to_dense.fm", elementwise=3 * b.sparse_tokens * emb)
             records.linear("sparse_to_dense.proj", emb, b.dense_dim)
-        if space.layer_norm:
+        if space.layer_norm and bp.layer_norm:
             records.activation("dense.layernorm", elementwise=_LAYERNORM_OPS * b.dense_dim)
     if live.sparse_out:
         if b.dense_to_sparse:
             records.linear("dense_to_sparse.proj", b.dense_dim, sizes.extra_tokens * emb)
-        if space.layer_norm:
+        if space.layer_norm and bp.layer_norm:
             records.activation(
                 "sparse.layernorm", elementwise=_LAYERNORM_OPS * bp.out_token_count * emb
             )

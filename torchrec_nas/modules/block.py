@@ -84,8 +84,8 @@ class ChoiceBlock(nn.Module):
     def _norms(self, plan: BlockPlan) -> tuple[LinearWeights | None, LinearWeights | None]:
         cfg, live = plan.config, plan.live
         dense_norm = sparse_norm = None
-        if not self.dense_norms and not self.sparse_norms:
-            return None, None  # a space without LayerNorms
+        if not plan.layer_norm or (not self.dense_norms and not self.sparse_norms):
+            return None, None  # an architecture or a space without LayerNorms
         if live.dense_out:
             norm = self.dense_norms[self.dense_operator(cfg.dense_op).spec.name]
             assert isinstance(norm, ElasticLayerNorm)

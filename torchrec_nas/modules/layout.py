@@ -93,6 +93,8 @@ class BlockPlan:
         dense: the dense operator's plan, ``None`` when its result is unused.
         sparse: the sparse operator's plan, ``None`` when its result is unused.
         out_token_count: tokens of the block's sparse output.
+        layer_norm: whether its outputs pass through the space's LayerNorms (the
+            architecture's ``layer_norm``).
     """
 
     config: BlockConfig
@@ -100,6 +102,7 @@ class BlockPlan:
     dense: OperatorPlan | None
     sparse: OperatorPlan | None
     out_token_count: int
+    layer_norm: bool = True
 
 
 @dataclass(frozen=True)
@@ -208,7 +211,8 @@ def plan_architecture(arch: Architecture, sizes: SlotSizes) -> ArchitecturePlan:
             )
         if lv.sparse_op:
             sparse = _operator_plan(b.sparse_op, b, b.sparse_tokens, token_cols, [], [], token_cols)
-        blocks.append(BlockPlan(b, lv, dense, sparse, len(sizes.block_token_positions(b))))
+        tokens = len(sizes.block_token_positions(b))
+        blocks.append(BlockPlan(b, lv, dense, sparse, tokens, arch.layer_norm))
     last = len(arch.blocks)
     cls_cols = list(range(arch.blocks[-1].dense_dim))
     if arch.head_tokens:

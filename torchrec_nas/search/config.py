@@ -3,9 +3,10 @@ loading a config stays cheap."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 FINETUNE_METHODS = ("newton", "lbfgs", "sgd")
+RERANK_BASELINES = ("dlrm", "dcn")
 
 
 @dataclass
@@ -58,27 +59,38 @@ class FinetuneConfig:
 
 @dataclass
 class RerankConfig:
-    """Re-ranking the search's best candidates by training each stand-alone for a short while.
+    """The search's last stage: candidates trained stand-alone, the best by validation picked.
 
     The supernet's inherited scores rank subnets only loosely (see the README's ranking
-    benchmark), so the final pick can be checked the way a person would: the ``top_k``
-    distinct candidates with the best supernet scores (within the budgets) are trained from
-    scratch with the final-training recipe for at most ``epochs`` epochs with early stopping,
-    and the one with the lowest validation logloss becomes ``best_arch.json``. Results are
-    cached per candidate (``rerank_cache.jsonl``), so a killed search resumes without
-    retraining. In the spirit of the two-stage searches that verify proxy rankings by short
-    training (for example, EcoNAS, Zhou et al., CVPR 2020).
+    benchmark), and it cannot judge an architecture without LayerNorms at all (its weights were
+    trained with them). So the final pick is checked the way a person would, by training:
+    the ``top_k`` distinct candidates with the best supernet scores (within the budgets), and
+    the space's own ``baselines`` (DLRM, DCN-v2 at ``train.baselines``' sizes, without
+    LayerNorms, where they fit the space and the budgets), each under every value of
+    ``layer_norm``, are trained from scratch with the final-training recipe for at most
+    ``epochs`` epochs with early stopping. Then ``local_rounds`` rounds of hill climbing
+    train ``local_children`` mutations (one or two genes, within the budgets, none trained
+    before) of the best so far. The lowest validation logloss of all becomes
+    ``best_arch.json``. Results are cached per candidate (``rerank_cache.jsonl``), so a killed
+    search resumes without retraining, to the same pick. In the spirit of the two-stage
+    searches that verify proxy rankings by short training (EcoNAS, Zhou et al., CVPR 2020)
+    and of seeding a search with known-good models.
 
     Args:
-        top_k: candidates to train; 0 turns re-ranking off.
+        top_k: the supernet's best candidates to train; 0 with no ``baselines`` turns the
+            stage off.
         epochs: most epochs each trains (early stopping may end it sooner).
         eval_every: steps between validations.
         patience: validations without a lower logloss before stopping.
         seed: the seed each candidate is initialized and shuffled with (``null``: the run's).
+        baselines: baselines of the space to train beside them (``dlrm``, ``dcn``).
+        layer_norm: values of the architectures' ``layer_norm`` gene each is trained with.
+        local_rounds: rounds of hill climbing from the best so far (0: none).
+        local_children: mutations trained per round.
 
     Example::
 
-        RerankConfig(top_k=4, epochs=0.5)
+        RerankConfig(top_k=4, epochs=0.5, baselines=["dcn"], layer_norm=[True, False])
     """
 
     top_k: int = 0
@@ -86,6 +98,14 @@ class RerankConfig:
     eval_every: int = 20
     patience: int = 3
     seed: int | None = None
+    baselines: list[str] = field(default_factory=list)
+    layer_norm: list[bool] = field(default_factory=lambda: [True])
+    local_rounds: int = 0
+    local_children: int = 4
+
+    @property
+    def enabled(self) -> bool:
+        return self.top_k > 0 or bool(self.baselines)
 
     def validate(self) -> None:
         if self.top_k < 0:
@@ -96,3 +116,14 @@ class RerankConfig:
             raise ValueError("eval_every must be >= 1")
         if self.patience < 1:
             raise ValueError("patience must be >= 1")
+        for name in self.baselines:
+            if name not in RERANK_BASELINES:
+                raise ValueError(f"baselines: {name!r} is not one of {', '.join(RERANK_BASELINES)}")
+        if not self.layer_norm or len(set(self.layer_norm)) != len(self.layer_norm):
+            raise ValueError(f"layer_norm must list true, false or both once: {self.layer_norm}")
+        if any(not isinstance(v, bool) for v in self.layer_norm):
+            raise ValueError(f"layer_norm must list true or false: {self.layer_norm}")
+        if self.local_rounds < 0:
+            raise ValueError("local_rounds must be >= 0")
+        if self.local_children < 1:
+            raise ValueError("local_children must be >= 1")

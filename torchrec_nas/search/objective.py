@@ -5,6 +5,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+BUDGET_BASELINES = ("dlrm", "dcn")
+_METRICS = ("logloss", "ne")
+
 
 @dataclass
 class ObjectiveConfig:
@@ -14,7 +17,10 @@ class ObjectiveConfig:
         metric: what to minimize: a validation metric (``logloss``, ``ne``) or a cost
             (``flops``, ``params``, ``embedding_params``, ``memory_bytes``, ``pim_energy``,
             ``pim_latency``).
-        budgets: upper limits, by metric or cost name; a candidate over any is infeasible.
+        budgets: upper limits, by metric or cost name; a candidate over any is infeasible. A
+            cost's limit may name a baseline (``flops: dcn``: at most DCN-v2's FLOPs, as an
+            architecture of the space without LayerNorms at ``train.baselines``' sizes;
+            ``dlrm`` likewise), resolved when the search starts.
         pareto: metrics and costs whose Pareto front the report shows (all minimized).
         hardware: PIM hardware preset (``isaac``, ``mnsim``, ``neurosim``) or YAML file that
             prices every candidate (``pim_*`` costs); ``null`` to skip PIM costs.
@@ -26,7 +32,7 @@ class ObjectiveConfig:
     """
 
     metric: str = "logloss"
-    budgets: dict[str, float] = field(default_factory=dict)
+    budgets: dict[str, float | str] = field(default_factory=dict)
     pareto: list[str] = field(default_factory=lambda: ["logloss", "flops"])
     hardware: str | None = "isaac"
     embedding_mode: str = "near_memory"
@@ -43,6 +49,12 @@ class ObjectiveConfig:
                 raise ValueError(f"unknown objective {name!r}; known: {sorted(known)}")
             if name.startswith("pim_") and self.hardware is None:
                 raise ValueError(f"{name!r} needs a PIM `hardware`")
+        for name, limit in self.budgets.items():
+            if isinstance(limit, str) and (limit not in BUDGET_BASELINES or name in _METRICS):
+                raise ValueError(
+                    f"budgets.{name}: {limit!r} is neither a number nor a baseline whose "
+                    f"{name} bounds it ({', '.join(BUDGET_BASELINES)})"
+                )
         if self.embedding_mode not in ("near_memory", "in_crossbar"):
             raise ValueError(
                 f"embedding_mode: {self.embedding_mode!r} is not near_memory or in_crossbar"
@@ -52,6 +64,8 @@ class ObjectiveConfig:
         """The value to minimize, or ``inf`` when a budget is exceeded."""
         values = {**costs, **metrics}
         for name, limit in self.budgets.items():
+            if isinstance(limit, str):
+                raise ValueError(f"budgets.{name}: {limit!r} is not resolved to a number")
             if name not in values:
                 raise KeyError(f"budget on {name!r}, which is neither measured nor costed")
             if values[name] > limit:

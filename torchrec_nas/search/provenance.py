@@ -61,7 +61,8 @@ def search_provenance(cfg: Config, spec: DataSpec, supernet: str | Path) -> dict
 
     ``config`` fingerprints every setting that changes a candidate's score or the candidates
     proposed: the search space, the search settings (strategy, fine-tuning, objective; not the
-    progress bar), the data settings and the data's features and tables.
+    progress bar, nor ``rerank``, which trains after the history is complete and caches its
+    own results by recipe), the data settings and the data's features and tables.
 
     Args:
         cfg: the run's config.
@@ -75,6 +76,7 @@ def search_provenance(cfg: Config, spec: DataSpec, supernet: str | Path) -> dict
     """
     search = asdict(cfg.search)
     search.pop("progress", None)
+    search.pop("rerank", None)
     data = asdict(cfg.data)
     for name in _DATA_FIELDS_WITHOUT_EFFECT:
         data.pop(name, None)

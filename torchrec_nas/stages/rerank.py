@@ -7,11 +7,17 @@ picked. See :class:`~torchrec_nas.search.config.RerankConfig`.
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from torchrec_nas import storage
+from torchrec_nas.architecture import Architecture, ArchitectureError
+from torchrec_nas.baseline_archs import dcn_architecture, dlrm_architecture
 from torchrec_nas.config import Config
 from torchrec_nas.data import DataSplits
 from torchrec_nas.runtime.base import Runtime
@@ -47,12 +53,94 @@ def check_rerank(cfg: Config, out: str | Path, runtime: Runtime) -> Path:
     return local
 
 
+@dataclass
+class _Candidate:
+    """One architecture the stage trains, and where it came from."""
+
+    arch: Architecture
+    origin: str  # "supernet", "baseline:<name>" or "local:<round>"
+    evaluation: Evaluation | None = None  # the supernet's, for its candidates
+    supernet_rank: int | None = None
+
+
+def baseline_architecture(cfg: Config, name: str) -> Architecture:
+    """Baseline ``name`` (``dlrm`` or ``dcn``) as an architecture of ``cfg.space`` at
+    ``train.baselines``' sizes, without LayerNorms (the baseline's own function).
+
+    Raises:
+        ArchitectureError: the space cannot hold it (naming what is missing).
+    """
+    make = dlrm_architecture if name == "dlrm" else dcn_architecture
+    sizes = cfg.train.baselines
+    arch = make(
+        cfg.space, sizes.dense_arch_layer_sizes, sizes.over_arch_layer_sizes, layer_norm=False
+    )
+    cfg.space.validate(arch)
+    return arch
+
+
+def resolve_budgets(cfg: Config, costs: Callable[[Architecture], dict[str, float]]) -> Config:
+    """``cfg`` with every budget that names a baseline (``flops: dcn``) replaced by that
+    baseline's cost (see :func:`baseline_architecture`).
+
+    Raises:
+        ValueError: naming the budget, when the space cannot hold the baseline.
+
+    Example::
+
+        cfg = resolve_budgets(cfg, costs)   # budgets: {flops: dcn} -> {flops: 631872.0}
+    """
+    objective = cfg.search.objective
+    budgets: dict[str, float | str] = {}
+    for name, limit in objective.budgets.items():
+        if isinstance(limit, str):
+            try:
+                limit = costs(baseline_architecture(cfg, limit))[name]
+            except ArchitectureError as e:
+                raise ValueError(f"search.objective.budgets.{name}: {limit}: {e}") from e
+        budgets[name] = limit
+    objective = dataclasses.replace(objective, budgets=budgets)
+    return dataclasses.replace(cfg, search=dataclasses.replace(cfg.search, objective=objective))
+
+
+def baseline_candidates(
+    cfg: Config, costs: Callable[[Architecture], dict[str, float]] | None
+) -> list[tuple[str, Architecture | None, str]]:
+    """``search.rerank.baselines`` as architectures of the space, without LayerNorms:
+    ``(name, architecture or None, why it is left out)`` for each (not in the space, or over
+    a cost budget)."""
+    out: list[tuple[str, Architecture | None, str]] = []
+    for name in cfg.search.rerank.baselines:
+        try:
+            arch = baseline_architecture(cfg, name)
+        except ArchitectureError as e:
+            out.append((name, None, f"not an architecture of the space: {e}"))
+            continue
+        over = _over_budget(cfg, costs(arch) if costs else {})
+        out.append((name, None, over) if over else (name, arch, ""))
+    return out
+
+
+def _over_budget(cfg: Config, costs: dict[str, float]) -> str:
+    for name, limit in cfg.search.objective.budgets.items():
+        if name in costs and not isinstance(limit, str) and costs[name] > limit:
+            return f"{name} {costs[name]:.6g} over the budget {limit:.6g}"
+    return ""
+
+
 def rerank(
-    cfg: Config, out: str | Path, runtime: Runtime, data: DataSplits, history: SearchHistory
+    cfg: Config,
+    out: str | Path,
+    runtime: Runtime,
+    data: DataSplits,
+    history: SearchHistory,
+    costs: Callable[[Architecture], dict[str, float]] | None = None,
 ) -> tuple[Evaluation, list[dict[str, Any]]]:
-    """Trains the ``search.rerank.top_k`` best candidates stand-alone and returns the one
-    with the lowest validation logloss, with one row per candidate (supernet score,
-    stand-alone validation and test metrics, costs, seconds).
+    """Trains the stage's candidates stand-alone (``search.rerank``: the supernet's
+    ``top_k``, the ``baselines``, each under every ``layer_norm`` value, then
+    ``local_rounds`` of hill climbing) and returns the one with the lowest validation
+    logloss, with one row per training (origin, supernet score, stand-alone validation and
+    test metrics, costs, seconds).
 
     Args:
         cfg: the run's config (``search.rerank``, and ``train``'s optimizer).
@@ -60,6 +148,8 @@ def rerank(
         runtime: one process.
         data: the data splits.
         history: the finished search's history.
+        costs: the search's cost model (needed for baselines and hill climbing, which the
+            budgets constrain).
 
     Raises:
         ValueError: when no candidate fits the budgets, the run is distributed, or ``out`` is
@@ -71,31 +161,120 @@ def rerank(
     """
     rr = cfg.search.rerank
     local = check_rerank(cfg, out, runtime)
-    top = top_candidates(history, rr.top_k)
-    if not top:
+    pool = [
+        _Candidate(rec.arch, "supernet", rec, rank + 1)
+        for rank, rec in enumerate(top_candidates(history, rr.top_k))
+    ]
+    skipped = []
+    for name, arch, why in baseline_candidates(cfg, costs):
+        if arch is None:
+            skipped.append({"origin": f"baseline:{name}", "skipped": why, "picked": False})
+        else:
+            pool.append(_Candidate(arch, f"baseline:{name}"))
+    if not pool:
         raise ValueError("search.rerank: no candidate fits search.objective.budgets")
     loop = standalone_loop(
         cfg, batches_per_epoch(data.train), rr.epochs, rr.eval_every, rr.patience
     )
     trainer = StandaloneTrainer(cfg, data, runtime, local / "rerank_cache.jsonl", loop)
     seed = cfg.seed if rr.seed is None else rr.seed
-    rows = []
-    for rank, rec in enumerate(top):
-        result = trainer(rec.arch, seed)
-        rows.append(
-            {
-                "hash": rec.arch_hash,
-                "supernet_rank": rank + 1,
-                "supernet_score": rec.score,
-                "supernet_metrics": rec.metrics,
-                "val": result["val"],
-                "test": result["test"],
-                "steps": result["steps"],
-                "seconds": result["seconds"],
-                "costs": rec.costs,
-            }
-        )
-    pick = min(range(len(top)), key=lambda i: (rows[i]["val"]["logloss"], i))
-    for i, row in enumerate(rows):
-        row["picked"] = i == pick
-    return top[pick], rows
+    norms = rr.layer_norm if cfg.space.layer_norm else [False]
+    rows: list[dict[str, Any]] = []
+    trained: dict[str, tuple[_Candidate, dict[str, Any]]] = {}
+
+    def train(cand: _Candidate) -> None:
+        h = cand.arch.canonical_hash()
+        if h in trained:
+            return
+        result = trainer(cand.arch, seed)
+        trained[h] = (cand, result)
+        rows.append(_row(cand, h, result, costs))
+
+    for cand in pool:
+        for norm in norms:
+            train(dataclasses.replace(cand, arch=dataclasses.replace(cand.arch, layer_norm=norm)))
+    for r in range(rr.local_rounds):
+        parent = _best(trained)
+        rng = random.Random(f"{seed}:local:{r}")
+        for _ in range(rr.local_children):
+            child = _mutant(cfg, parent.arch, rng, set(trained), costs)
+            if child is None:
+                break  # the neighbourhood within the budgets is exhausted
+            train(_Candidate(child, f"local:{r + 1}"))
+    pick = _best(trained)
+    for row in rows:
+        row["picked"] = row["hash"] == pick.arch.canonical_hash()
+    return _evaluation(pick, trained, costs), rows + skipped
+
+
+def _best(trained: dict[str, tuple[_Candidate, dict[str, Any]]]) -> _Candidate:
+    # Lowest validation logloss; ties keep the training order.
+    items = list(trained.values())
+    i = min(range(len(items)), key=lambda k: (items[k][1]["val"]["logloss"], k))
+    return items[i][0]
+
+
+def _mutant(
+    cfg: Config,
+    parent: Architecture,
+    rng: random.Random,
+    seen: set[str],
+    costs: Callable[[Architecture], dict[str, float]] | None,
+) -> Architecture | None:
+    """A mutation of one or two genes of ``parent``, within the budgets and not yet trained
+    (it keeps ``parent``'s ``layer_norm``); ``None`` after 200 draws without one."""
+    for _ in range(200):
+        child = cfg.space.mutate(parent, rng, rng.choice((1, 2)))
+        h = child.canonical_hash()
+        if h in seen:
+            continue
+        if not _over_budget(cfg, costs(child) if costs else {}):
+            return child
+    return None
+
+
+def _row(
+    cand: _Candidate,
+    h: str,
+    result: dict[str, Any],
+    costs: Callable[[Architecture], dict[str, float]] | None,
+) -> dict[str, Any]:
+    rec = cand.evaluation
+    return {
+        "hash": h,
+        "origin": cand.origin,
+        "layer_norm": cand.arch.layer_norm,
+        "supernet_rank": cand.supernet_rank,
+        "supernet_score": rec.score if rec is not None else None,
+        "supernet_metrics": rec.metrics if rec is not None else None,
+        "val": result["val"],
+        "test": result["test"],
+        "steps": result["steps"],
+        "seconds": result["seconds"],
+        "costs": rec.costs if rec is not None else (costs(cand.arch) if costs else {}),
+        "architecture": cand.arch.to_dict(),
+    }
+
+
+def _evaluation(
+    pick: _Candidate,
+    trained: dict[str, tuple[_Candidate, dict[str, Any]]],
+    costs: Callable[[Architecture], dict[str, float]] | None,
+) -> Evaluation:
+    """The pick as an :class:`Evaluation`: the supernet's record (with the pick's
+    ``layer_norm``) for its candidates; for baselines and mutants, index -1 and the
+    stand-alone validation metrics as the score."""
+    h = pick.arch.canonical_hash()
+    result = trained[h][1]
+    if pick.evaluation is not None:
+        return dataclasses.replace(pick.evaluation, arch=pick.arch, arch_hash=h)
+    val = {k: float(v) for k, v in result["val"].items() if isinstance(v, (int, float))}
+    return Evaluation(
+        index=-1,
+        generation=-1,
+        arch=pick.arch,
+        arch_hash=h,
+        metrics=val,
+        costs=costs(pick.arch) if costs else {},
+        score=val["logloss"],
+    )

@@ -22,7 +22,7 @@ from torchrec_nas.search.history import Evaluation, SearchHistory
 from torchrec_nas.search.joint import memory_front
 from torchrec_nas.search.provenance import search_provenance
 from torchrec_nas.space import Architecture
-from torchrec_nas.stages.rerank import check_rerank, rerank
+from torchrec_nas.stages.rerank import check_rerank, rerank, resolve_budgets
 from torchrec_nas.stages.supernet import check_not_at_chance, trained_supernet, unwrap_supernet
 from torchrec_nas.train.checkpoint import write_json_atomic
 
@@ -96,8 +96,9 @@ def run_search(
 
     Refuses a supernet at chance (``supernet.json``'s ``at_chance``) unless
     ``cfg.search.allow_chance``. When the candidates' scores span less than their noise,
-    ``search.json`` gets a ``warning`` (also printed). With ``search.rerank.top_k`` the best
-    few candidates are trained stand-alone briefly and the best of them by validation is picked
+    ``search.json`` gets a ``warning`` (also printed). With ``search.rerank`` the best few
+    candidates (and the space's baselines, and mutants of the best) are trained stand-alone
+    briefly and the best of them by validation is picked
     (``search.json``'s ``rerank`` rows; see :mod:`torchrec_nas.stages.rerank`).
 
     Args:
@@ -112,7 +113,7 @@ def run_search(
     """
     check_not_at_chance(cfg, out)
     runtime = runtime or default_runtime(cfg)
-    if cfg.search.rerank.top_k:
+    if cfg.search.rerank.enabled:
         check_rerank(cfg, out, runtime)
     data = data or runtime.data(cfg)
     model = unwrap_supernet(runtime, trained_supernet(cfg, out, runtime, data))
@@ -141,6 +142,8 @@ def run_search(
             arch, cfg.space, dense_in, tables, objective.hardware, objective.embedding_mode
         )
 
+    cfg = resolve_budgets(cfg, costs)  # budgets naming a baseline (flops: dcn) become numbers
+    objective = cfg.search.objective
     provenance = None
     if runtime.is_primary:
         provenance = search_provenance(cfg, data.spec, supernet_source(cfg, out, runtime))
@@ -150,8 +153,8 @@ def run_search(
     progress = cfg.search.progress and runtime.is_primary
     best = strategy.run(score, history, costs, objective, progress)
     reranked: list[dict[str, Any]] | None = None
-    if cfg.search.rerank.top_k:
-        best, reranked = rerank(cfg, out, runtime, data, history)
+    if cfg.search.rerank.enabled:
+        best, reranked = rerank(cfg, out, runtime, data, history, costs)
     summary: dict[str, Any] = {
         "best": best.to_dict(),
         "candidates": len(history),

@@ -97,6 +97,8 @@ def train_final(
     # The searched model also tries each of train.layer_norm_grid (LayerNorms after its
     # blocks or not), chosen on validation with the learning rate; baselines have none.
     norms = list(dict.fromkeys(cfg.train.layer_norm_grid)) or [cfg.space.layer_norm]
+    if arch is not None and not arch.layer_norm:
+        norms = [cfg.space.layer_norm]  # the architecture has none: nothing to choose
     spaces = {n: dataclasses.replace(cfg.space, layer_norm=n) for n in norms}
     # With train.embedding_dims, each model is also trained at those widths (<name>_mixed).
     builders = {
@@ -160,7 +162,7 @@ def train_final(
             costs = architecture_costs(arch, spaces[norm], dense_in, tables, None)
             entry["flops"] = costs["flops"]
             entry["architecture"] = arch.to_dict()
-            entry["layer_norm"] = norm
+            entry["layer_norm"] = norm and arch.layer_norm
         if runtime.world_size == 1 or cfg.distributed.export_full_model:
             state = runtime.full_state_dict(model)
             if runtime.is_primary:

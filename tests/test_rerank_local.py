@@ -1,0 +1,131 @@
+"""``search.rerank`` with the space's baselines, both LayerNorm settings and hill climbing:
+every origin is trained, the pick is the best by validation whatever its origin, and a rerun
+(a killed search restarted) trains nothing again and picks the same."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+from test_rerank import TINY
+
+from torchrec_nas.architecture import Architecture
+from torchrec_nas.config import Config
+from torchrec_nas.stages import run_search, run_supernet
+from torchrec_nas.stages.rerank import baseline_candidates, resolve_budgets
+
+# The tiny space plus DCN-v2's cross; baselines 16-wide so that they fit its widths.
+LOCAL = (
+    TINY.replace(
+        "  preset: nasrec-full\n",
+        "  preset: nasrec-full\n  dense_ops: [fc, gating, sum, dot, cross]\n",
+    )
+    .replace(
+        "train: {progress: false}",
+        "train:\n  progress: false\n  baselines: {models: [dlrm, dcn], dense_arch_layer_sizes: [16],"
+        " over_arch_layer_sizes: [16]}",
+    )
+    .replace(
+        "rerank: {top_k: 3, epochs: 0.2, eval_every: 5, patience: 1}",
+        "rerank: {top_k: 1, epochs: 0.2, eval_every: 5, patience: 1, baselines: [dcn, dlrm],"
+        " layer_norm: [true, false], local_rounds: 2, local_children: 2}",
+    )
+)
+
+
+def test_baselines_layer_norms_and_hill_climbing_are_trained_and_resume(tmp_path: Path) -> None:
+    (tmp_path / "c.yaml").write_text(LOCAL)
+    cfg = Config.load(tmp_path / "c.yaml")
+    out = tmp_path / "run"
+    run_supernet(cfg, out)
+    summary = run_search(cfg, out)
+    rows = summary["rerank"]
+    trained = [r for r in rows if "val" in r]
+    # dcn fits (num_blocks 3 = bottom 16 + cross + nothing more); dlrm has no dlrm_dot here.
+    skipped = {r["origin"]: r["skipped"] for r in rows if "skipped" in r}
+    assert "not an architecture of the space" in skipped["baseline:dlrm"]
+    origins = [(r["origin"], r["layer_norm"]) for r in trained]
+    assert origins[:4] == [
+        ("supernet", True),
+        ("supernet", False),
+        ("baseline:dcn", True),
+        ("baseline:dcn", False),
+    ]
+    assert [o for o, _ in origins[4:]] == ["local:1", "local:1", "local:2", "local:2"]
+    assert len({r["hash"] for r in trained}) == len(trained)
+    picked = [r for r in trained if r["picked"]]
+    assert len(picked) == 1
+    assert picked[0]["val"]["logloss"] == min(r["val"]["logloss"] for r in trained)
+    best = Architecture.load(out / "best_arch.json")
+    assert best.canonical_hash() == picked[0]["hash"]
+    assert best.layer_norm == picked[0]["layer_norm"]
+    cache = (out / "rerank_cache.jsonl").read_text()
+    again = run_search(cfg, out)
+    assert again["best"]["hash"] == picked[0]["hash"]
+    assert (out / "rerank_cache.jsonl").read_text() == cache
+    assert json.loads((out / "search.json").read_text())["rerank"] == again["rerank"]
+
+
+def test_a_baseline_over_the_budget_is_skipped_by_name(tmp_path: Path) -> None:
+    (tmp_path / "c.yaml").write_text(LOCAL)
+    cfg = Config.load(tmp_path / "c.yaml")
+    objective = dataclasses.replace(cfg.search.objective, budgets={"flops": 2000.0})
+    cfg = dataclasses.replace(cfg, search=dataclasses.replace(cfg.search, objective=objective))
+    rows = baseline_candidates(cfg, lambda arch: {"flops": 5000.0})
+    assert [(name, arch) for name, arch, _ in rows] == [("dcn", None), ("dlrm", None)]
+    assert rows[0][2] == "flops 5000 over the budget 2000"
+    assert rows[1][2].startswith("not an architecture of the space")
+    fits = baseline_candidates(cfg, lambda arch: {"flops": 1000.0})
+    assert fits[0][1] is not None and not fits[0][1].layer_norm
+
+
+def test_bad_rerank_fields_are_named(tmp_path: Path) -> None:
+    for bad, message in (
+        ("baselines: [fm]", "baselines: 'fm' is not one of dlrm, dcn"),
+        ("layer_norm: [true, true]", "layer_norm must list true, false or both once"),
+        ("local_rounds: -1", "local_rounds must be >= 0"),
+    ):
+        (tmp_path / "c.yaml").write_text(
+            LOCAL.replace(
+                "local_rounds: 2", bad if bad.startswith("local") else f"local_rounds: 2, {bad}"
+            )
+            .replace(
+                "baselines: [dcn, dlrm],",
+                "" if bad.startswith("baselines") else "baselines: [dcn, dlrm],",
+            )
+            .replace(
+                " layer_norm: [true, false],",
+                "" if bad.startswith("layer_norm") else " layer_norm: [true, false],",
+            )
+        )
+        with pytest.raises(Exception, match=message.replace("[", r"\[")):
+            Config.load(tmp_path / "c.yaml")
+
+
+def test_a_budget_may_name_a_baseline(tmp_path: Path) -> None:
+    (tmp_path / "c.yaml").write_text(
+        LOCAL.replace(
+            "  allow_chance: true", "  objective: {budgets: {flops: dcn}}\n  allow_chance: true"
+        )
+    )
+    cfg = Config.load(tmp_path / "c.yaml")
+    assert cfg.search.objective.budgets == {"flops": "dcn"}
+    dcn = baseline_candidates(cfg, None)  # no rerank.baselines filter: dcn and dlrm listed
+    arch = next(a for name, a, _ in dcn if name == "dcn")
+    assert arch is not None
+    resolved = resolve_budgets(cfg, lambda a: {"flops": 1234.0 if a == arch else 0.0})
+    assert resolved.search.objective.budgets == {"flops": 1234.0}
+    # dlrm needs dlrm_dot, which this space lacks: the error names the budget.
+    bad = dataclasses.replace(cfg.search.objective, budgets={"flops": "dlrm"})
+    cfg = dataclasses.replace(cfg, search=dataclasses.replace(cfg.search, objective=bad))
+    with pytest.raises(ValueError, match=r"search.objective.budgets.flops: dlrm: .*dlrm_dot"):
+        resolve_budgets(cfg, lambda a: {"flops": 1.0})
+    (tmp_path / "bad.yaml").write_text(
+        LOCAL.replace(
+            "  allow_chance: true", "  objective: {budgets: {logloss: dcn}}\n  allow_chance: true"
+        )
+    )
+    with pytest.raises(Exception, match="budgets.logloss: 'dcn' is neither a number nor"):
+        Config.load(tmp_path / "bad.yaml")
