@@ -30,7 +30,8 @@ LOCAL = (
     .replace(
         "rerank: {top_k: 3, epochs: 0.2, eval_every: 5, patience: 1}",
         "rerank: {top_k: 1, epochs: 0.2, eval_every: 5, patience: 1, baselines: [dcn, dlrm],"
-        " layer_norm: [true, false], local_rounds: 2, local_children: 2}",
+        " layer_norm: [true, false], local_rounds: 2, local_children: 2, confirm_top: 2,"
+    " confirm_seeds: 1}",
     )
 )
 
@@ -57,7 +58,15 @@ def test_baselines_layer_norms_and_hill_climbing_are_trained_and_resume(tmp_path
     assert len({r["hash"] for r in trained}) == len(trained)
     picked = [r for r in trained if r["picked"]]
     assert len(picked) == 1
-    assert picked[0]["val"]["logloss"] == min(r["val"]["logloss"] for r in trained)
+    # The two best by one seed trained with a second; the lower mean of the two is picked.
+    confirmed = [r for r in trained if "val_seeds" in r]
+    assert len(confirmed) == 2
+    first_two = sorted(r["val"]["logloss"] for r in trained)[:2]
+    assert sorted(r["val"]["logloss"] for r in confirmed) == first_two
+    assert all(len(r["val_seeds"]["logloss"]) == 2 for r in confirmed)
+    assert picked[0]["val_seeds"]["mean_logloss"] == min(
+        r["val_seeds"]["mean_logloss"] for r in confirmed
+    )
     best = Architecture.load(out / "best_arch.json")
     assert best.canonical_hash() == picked[0]["hash"]
     assert best.layer_norm == picked[0]["layer_norm"]

@@ -201,10 +201,38 @@ def rerank(
             if child is None:
                 break  # the neighbourhood within the budgets is exhausted
             train(_Candidate(child, f"local:{r + 1}"))
-    pick = _best(trained)
+    pick = _confirm(rr.confirm_top, rr.confirm_seeds, seed, trained, rows, trainer)
     for row in rows:
         row["picked"] = row["hash"] == pick.arch.canonical_hash()
     return _evaluation(pick, trained, costs), rows + skipped
+
+
+def _confirm(
+    top: int,
+    extra_seeds: int,
+    seed: int,
+    trained: dict[str, tuple[_Candidate, dict[str, Any]]],
+    rows: list[dict[str, Any]],
+    trainer: StandaloneTrainer,
+) -> _Candidate:
+    """The pick: the best single-seed candidate or, with ``extra_seeds``, the lowest mean
+    validation logloss of the ``top`` best after each trains with seeds ``seed + 1`` to
+    ``seed + extra_seeds`` too (their rows get ``val_seeds``: the seeds' mean and values)."""
+    if not extra_seeds or top < 1:
+        return _best(trained)
+    items = sorted(trained.items(), key=lambda kv: kv[1][1]["val"]["logloss"])[:top]
+    means: dict[str, float] = {}
+    for h, (cand, first) in items:
+        losses = [first["val"]["logloss"]]
+        losses += [
+            trainer(cand.arch, seed + k)["val"]["logloss"] for k in range(1, extra_seeds + 1)
+        ]
+        means[h] = sum(losses) / len(losses)
+        row = next(r for r in rows if r["hash"] == h)
+        row["val_seeds"] = {"mean_logloss": means[h], "logloss": losses}
+    # Ties keep the single-seed order.
+    best = min(range(len(items)), key=lambda i: (means[items[i][0]], i))
+    return items[best][1][0]
 
 
 def _best(trained: dict[str, tuple[_Candidate, dict[str, Any]]]) -> _Candidate:
