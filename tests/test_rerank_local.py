@@ -70,6 +70,12 @@ def test_baselines_layer_norms_and_hill_climbing_are_trained_and_resume(tmp_path
     best = Architecture.load(out / "best_arch.json")
     assert best.canonical_hash() == picked[0]["hash"]
     assert best.layer_norm == picked[0]["layer_norm"]
+    from torchrec_nas.report import write_report
+
+    report = Path(write_report(cfg, out)).read_text()
+    assert "## Stand-alone stage" in report and "| baseline:dcn | no | no |" in report
+    assert f"picked by the stand-alone stage (below): `{picked[0]['hash']}`" in report
+    assert "left out: baseline:dlrm: not an architecture of the space" in report
     cache = (out / "rerank_cache.jsonl").read_text()
     again = run_search(cfg, out)
     assert again["best"]["hash"] == picked[0]["hash"]

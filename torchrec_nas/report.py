@@ -11,6 +11,7 @@ from torchrec_nas import storage
 from torchrec_nas.architecture_view import architecture_section
 from torchrec_nas.config import Config
 from torchrec_nas.report_data import data_section, record_config, record_data_summary
+from torchrec_nas.report_rerank import rerank_section
 from torchrec_nas.search.history import SearchHistory
 from torchrec_nas.space import Architecture
 from torchrec_nas.stages.spread import SPREAD_RULE
@@ -173,9 +174,10 @@ def write_report(cfg: Config, out: str | Path) -> str:
     history_path = storage.join(out, "history.jsonl")
     history = SearchHistory(history_path) if storage.exists(history_path) else None
     search_path = storage.join(out, "search.json")
-    warning = None
+    search: dict[str, Any] = {}
     if storage.exists(search_path):
-        warning = json.loads(storage.read_text(search_path)).get("warning")
+        search = json.loads(storage.read_text(search_path))
+    warning = search.get("warning")
     if history is not None and len(history):
         best = history.best()
         parts += ["## Search"]
@@ -189,15 +191,24 @@ def write_report(cfg: Config, out: str | Path) -> str:
             f"AUC {best.metrics.get('auc', math.nan):.4f}, {best.costs.get('flops', math.nan):,.0f} FLOPs/sample",
             "",
         ]
-        parts += architecture_section(best.arch, out, cfg.space)
+        pick = best.arch
+        if search.get("rerank") and "best" in search:
+            pick = Architecture.from_dict(search["best"]["architecture"], "search.json")
+            parts += [
+                f"- picked by the stand-alone stage (below): `{search['best']['hash']}`"
+                + ("" if pick.layer_norm else ", without LayerNorms"),
+                "",
+            ]
+        parts += architecture_section(pick, out, cfg.space)
         parts += [
             "",
-            describe_architecture(best.arch),
+            describe_architecture(pick),
             "",
         ]
         if _plot_search(history, storage.join(out, "search.png")):
             parts += ["![search progress](search.png)", ""]
         parts += _pareto_section(cfg, history, out)
+        parts += rerank_section(search)
     results_path = storage.join(out, "train", "results.json")
     if storage.exists(results_path):
         results = json.loads(storage.read_text(results_path))
