@@ -14,6 +14,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from torchrec.datasets.utils import Batch
 from torchrec.models.dlrm import DLRM, DLRM_DCN
 from torchrec.modules.crossnet import LowRankCrossNet
+from torchrec.modules.embedding_configs import EmbeddingBagConfig
 from torchrec.sparse.jagged_tensor import KeyedJaggedTensor
 
 from torchrec_nas import NASRecModel, SearchSpace
@@ -233,6 +234,26 @@ def test_new_operators_build_and_materialize_alike(bits: tuple[int, ...]) -> Non
             torch.testing.assert_close(built.eval()(batch), reference(batch))
 
 
+def assert_computes_torchrec_dcn(
+    space: SearchSpace, arch: Architecture, tables: list[EmbeddingBagConfig]
+) -> torch.nn.Module:
+    """Loads a fresh TorchRec ``DLRM_DCN``'s weights, in order, into ``arch``'s subnet and
+    checks both give the same logits; returns the baseline."""
+    torch.manual_seed(0)
+    baseline = build_baseline(
+        "dcn", tables, 13, dense_arch_layer_sizes=DENSE_ARCH, over_arch_layer_sizes=OVER_ARCH
+    ).eval()
+    subnet = NASRecSubnet.build(tables, 13, space, arch).eval()
+    assert not [m for m in subnet.modules() if isinstance(m, torch.nn.LayerNorm)]
+    theirs, ours = baseline.model.state_dict(), subnet.state_dict()
+    assert [v.shape for v in theirs.values()] == [v.shape for v in ours.values()]
+    subnet.load_state_dict(dict(zip(ours, theirs.values())))
+    batch = _criteo_batch(8)
+    with torch.no_grad():
+        torch.testing.assert_close(subnet(batch), baseline(batch))
+    return baseline
+
+
 def test_dcn_architecture_is_torchrecs_dcn_without_norms_and_head_tokens() -> None:
     # layer_norm: false and a head that reads the dense output only: the architecture is
     # DLRM_DCN itself; TorchRec's weights, copied in order, give TorchRec's logits.
@@ -242,17 +263,7 @@ def test_dcn_architecture_is_torchrecs_dcn_without_norms_and_head_tokens() -> No
     arch = dcn_architecture(space, DENSE_ARCH, OVER_ARCH)
     assert not arch.head_tokens
     tables = tiny_tables(num_features=26, rows=10)
-    torch.manual_seed(0)
-    baseline = build_baseline(
-        "dcn", tables, 13, dense_arch_layer_sizes=DENSE_ARCH, over_arch_layer_sizes=OVER_ARCH
-    ).eval()
-    subnet = NASRecSubnet.build(tables, 13, space, arch).eval()
-    theirs, ours = baseline.model.state_dict(), subnet.state_dict()
-    assert [v.shape for v in theirs.values()] == [v.shape for v in ours.values()]
-    subnet.load_state_dict(dict(zip(ours, theirs.values())))
-    batch = _criteo_batch(8)
-    with torch.no_grad():
-        torch.testing.assert_close(subnet(batch), baseline(batch))
+    baseline = assert_computes_torchrec_dcn(space, arch, tables)
     # FLOPs: the same layers (element-wise work only on top).
     counter = FlopCounterMode(display=False)
     with torch.no_grad(), counter:

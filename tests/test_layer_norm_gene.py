@@ -11,13 +11,18 @@ from pathlib import Path
 import pytest
 import torch
 from helpers import tiny_tables
-from test_baseline_space import DENSE_ARCH, OVER_ARCH, _criteo_batch, _small_space
+from test_baseline_space import (
+    DENSE_ARCH,
+    OVER_ARCH,
+    _criteo_batch,
+    _small_space,
+    assert_computes_torchrec_dcn,
+)
 
 from torchrec_nas import NASRecModel, SearchSpace
 from torchrec_nas.architecture import Architecture, ArchitectureError
 from torchrec_nas.baseline_archs import dcn_architecture
 from torchrec_nas.hardware.flops import architecture_costs
-from torchrec_nas.models import NASRecSubnet, build_baseline
 
 
 def test_json_and_hash_carry_the_gene_only_when_false() -> None:
@@ -42,17 +47,7 @@ def test_dcn_without_norms_in_a_normed_space_is_torchrecs_dcn() -> None:
     assert space.layer_norm
     arch = dcn_architecture(space, DENSE_ARCH, OVER_ARCH, layer_norm=False)
     tables = tiny_tables(num_features=26, rows=10)
-    torch.manual_seed(0)
-    baseline = build_baseline(
-        "dcn", tables, 13, dense_arch_layer_sizes=DENSE_ARCH, over_arch_layer_sizes=OVER_ARCH
-    ).eval()
-    subnet = NASRecSubnet.build(tables, 13, space, arch).eval()
-    assert not [m for m in subnet.modules() if isinstance(m, torch.nn.LayerNorm)]
-    theirs, ours = baseline.model.state_dict(), subnet.state_dict()
-    subnet.load_state_dict(dict(zip(ours, theirs.values())))
-    batch = _criteo_batch(8)
-    with torch.no_grad():
-        torch.testing.assert_close(subnet(batch), baseline(batch))
+    assert_computes_torchrec_dcn(space, arch, tables)
     normed = dataclasses.replace(arch, layer_norm=True)
     costs = [architecture_costs(a, space, 13, tables, None)["flops"] for a in (arch, normed)]
     assert costs[0] < costs[1]

@@ -31,7 +31,7 @@ LOCAL = (
         "rerank: {top_k: 3, epochs: 0.2, eval_every: 5, patience: 1}",
         "rerank: {top_k: 1, epochs: 0.2, eval_every: 5, patience: 1, baselines: [dcn, dlrm],"
         " layer_norm: [true, false], local_rounds: 2, local_children: 2, confirm_top: 2,"
-    " confirm_seeds: 1}",
+        " confirm_seeds: 1}",
     )
 )
 
