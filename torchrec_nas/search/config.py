@@ -71,8 +71,8 @@ class RerankConfig:
     ``epochs`` epochs with early stopping. Then ``local_rounds`` rounds of hill climbing
     train ``local_children`` mutations (one or two genes, within the budgets, none trained
     before) of the best so far. The lowest validation logloss of all becomes
-    ``best_arch.json``; with ``confirm_seeds``, the ``confirm_top`` best are trained with that
-    many more seeds and the lowest mean decides (two seeds of one model differ by about as
+    ``best_arch.json``; with ``confirm_seeds``, the ``confirm_top`` best and each baseline's
+    best are trained with that many more seeds and the lowest mean decides (two seeds of one model differ by about as
     much as good candidates do, so a single-seed pick is partly luck). Results are cached per candidate (``rerank_cache.jsonl``), so a killed
     search resumes without retraining, to the same pick. In the spirit of the two-stage
     searches that verify proxy rankings by short training (EcoNAS, Zhou et al., CVPR 2020)
@@ -89,7 +89,8 @@ class RerankConfig:
         layer_norm: values of the architectures' ``layer_norm`` gene each is trained with.
         local_rounds: rounds of hill climbing from the best so far (0: none).
         local_children: mutations trained per round.
-        confirm_top: the best candidates trained again with ``confirm_seeds`` more seeds.
+        confirm_top: the best candidates trained again with ``confirm_seeds`` more seeds
+            (and each baseline's best, whatever its rank).
         confirm_seeds: extra seeds (``seed + 1``, ...) for them; 0: the single-seed best.
 
     Example::

@@ -216,11 +216,18 @@ def _confirm(
     trainer: StandaloneTrainer,
 ) -> _Candidate:
     """The pick: the best single-seed candidate or, with ``extra_seeds``, the lowest mean
-    validation logloss of the ``top`` best after each trains with seeds ``seed + 1`` to
+    validation logloss of the ``top`` best and of each baseline's best (the reference a
+    searched model has to beat) after each trains with seeds ``seed + 1`` to
     ``seed + extra_seeds`` too (their rows get ``val_seeds``: the seeds' mean and values)."""
     if not extra_seeds or top < 1:
         return _best(trained)
-    items = sorted(trained.items(), key=lambda kv: kv[1][1]["val"]["logloss"])[:top]
+    ranked = sorted(trained.items(), key=lambda kv: kv[1][1]["val"]["logloss"])
+    items = ranked[:top]
+    for origin in dict.fromkeys(c.origin for c, _ in trained.values()):
+        if origin.startswith("baseline:"):
+            reference = next(kv for kv in ranked if kv[1][0].origin == origin)
+            if reference not in items:
+                items.append(reference)
     means: dict[str, float] = {}
     for h, (cand, first) in items:
         losses = [first["val"]["logloss"]]
@@ -231,8 +238,8 @@ def _confirm(
         row = next(r for r in rows if r["hash"] == h)
         row["val_seeds"] = {"mean_logloss": means[h], "logloss": losses}
     # Ties keep the single-seed order.
-    best = min(range(len(items)), key=lambda i: (means[items[i][0]], i))
-    return items[best][1][0]
+    pick = min(range(len(items)), key=lambda i: (means[items[i][0]], i))
+    return items[pick][1][0]
 
 
 def _best(trained: dict[str, tuple[_Candidate, dict[str, Any]]]) -> _Candidate:
