@@ -151,6 +151,9 @@ def test_architecture_outside_the_space_is_refused(
 def test_default_config_loads() -> None:
     cfg = Config.load(Path(__file__).parents[1] / "configs" / "demo.yaml")
     assert cfg.space.dense_ops == ("fc", "gating", "sum", "dot", "cross")
+    # The demo's search may pick DCN-v2 itself or a mutant of it, under its FLOPs.
+    assert cfg.search.objective.budgets == {"flops": "dcn"}
+    assert cfg.search.rerank.baselines == ["dcn"] and cfg.search.rerank.layer_norm == [True, False]
     for name in ("nasrec-criteo.yaml", "nasrec-small-criteo.yaml"):
         full = Config.load(Path(__file__).parents[1] / "configs" / name)
         assert full.search.total_candidates == 2048 and full.search.finetune.steps == 500

@@ -6,15 +6,18 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import random
 from pathlib import Path
+from typing import Any
 
 import pytest
 from test_rerank import TINY
 
 from torchrec_nas.architecture import Architecture
 from torchrec_nas.config import Config
+from torchrec_nas.space import SearchSpace
 from torchrec_nas.stages import run_search, run_supernet
-from torchrec_nas.stages.rerank import baseline_candidates, resolve_budgets
+from torchrec_nas.stages.rerank import _Candidate, _confirm, baseline_candidates, resolve_budgets
 
 # The tiny space plus DCN-v2's cross; baselines 16-wide so that they fit its widths.
 LOCAL = (
@@ -69,9 +72,21 @@ def test_baselines_layer_norms_and_hill_climbing_are_trained_and_resume(tmp_path
     assert {r["val"]["logloss"] for r in confirmed} == expected
     assert len(confirmed) == len(expected)
     assert all(len(r["val_seeds"]["logloss"]) == 2 for r in confirmed)
-    assert picked[0]["val_seeds"]["mean_logloss"] == min(
-        r["val_seeds"]["mean_logloss"] for r in confirmed
-    )
+    # The lowest mean wins if it is the baseline's or beats it by more than its standard
+    # error; otherwise the baseline is kept.
+    best = min(confirmed, key=lambda r: r["val_seeds"]["mean_logloss"])
+    if (
+        best["origin"] == "baseline:dcn"
+        or best["val_seeds"]["margin"] > best["val_seeds"]["standard_error"]
+    ):
+        assert picked[0] is best
+    else:
+        assert picked[0] is dcn
+    for r in confirmed:
+        if r["origin"] != "baseline:dcn":
+            assert r["val_seeds"]["margin"] == pytest.approx(
+                dcn["val_seeds"]["mean_logloss"] - r["val_seeds"]["mean_logloss"]
+            )
     best = Architecture.load(out / "best_arch.json")
     assert best.canonical_hash() == picked[0]["hash"]
     assert best.layer_norm == picked[0]["layer_norm"]
@@ -149,3 +164,43 @@ def test_a_budget_may_name_a_baseline(tmp_path: Path) -> None:
     )
     with pytest.raises(Exception, match="budgets.logloss: 'dcn' is neither a number nor"):
         Config.load(tmp_path / "bad.yaml")
+
+
+def _fake_stage(losses: dict[str, list[float]]) -> tuple[dict[str, Any], list[dict[str, Any]], Any]:
+    """Trained candidates ``a`` (searched) and ``b`` (the baseline) whose validation loglosses
+    per seed (0, 1, 2) are given."""
+    space = SearchSpace.preset("nasrec-small")
+    archs = {name: space.sample(random.Random(i)) for i, name in enumerate(losses)}
+    hashes = {name: a.canonical_hash() for name, a in archs.items()}
+    origins = {"a": "local:1", "b": "baseline:dcn"}
+    trained = {
+        hashes[n]: (_Candidate(archs[n], origins[n]), {"val": {"logloss": losses[n][0]}})
+        for n in losses
+    }
+    rows = [{"hash": hashes[n], "origin": origins[n]} for n in losses]
+    by_hash = {hashes[n]: losses[n] for n in losses}
+    return (
+        trained,
+        rows,
+        lambda arch, seed: {"val": {"logloss": by_hash[arch.canonical_hash()][seed]}},
+    )
+
+
+@pytest.mark.parametrize(
+    "losses, winner",
+    [
+        ({"a": [0.40, 0.401, 0.402], "b": [0.43, 0.431, 0.432]}, "a"),  # far beyond the noise
+        ({"a": [0.420, 0.432, 0.430], "b": [0.429, 0.425, 0.433]}, "b"),  # lower mean, within it
+        ({"a": [0.44, 0.44, 0.44], "b": [0.43, 0.43, 0.43]}, "b"),  # the baseline is best
+    ],
+)
+def test_a_searched_model_replaces_the_baseline_only_beyond_its_noise(
+    losses: dict[str, list[float]], winner: str
+) -> None:
+    trained, rows, trainer = _fake_stage(losses)
+    pick = _confirm(2, 2, 0, trained, rows, trainer)
+    assert pick.origin == ("local:1" if winner == "a" else "baseline:dcn")
+    a = rows[0]["val_seeds"]
+    assert a["logloss"] == losses["a"] and a["margin"] == pytest.approx(
+        sum(losses["b"]) / 3 - sum(losses["a"]) / 3
+    )

@@ -72,8 +72,10 @@ class RerankConfig:
     train ``local_children`` mutations (one or two genes, within the budgets, none trained
     before) of the best so far. The lowest validation logloss of all becomes
     ``best_arch.json``; with ``confirm_seeds``, the ``confirm_top`` best and each baseline's
-    best are trained with that many more seeds and the lowest mean decides (two seeds of one model differ by about as
-    much as good candidates do, so a single-seed pick is partly luck). Results are cached per candidate (``rerank_cache.jsonl``), so a killed
+    best are trained with that many more seeds and the lowest mean decides, a searched model
+    replacing the baseline only by more than the standard error of the difference (two seeds
+    of one model differ by about as much as good candidates do, so a single-seed pick is
+    partly luck). Results are cached per candidate (``rerank_cache.jsonl``), so a killed
     search resumes without retraining, to the same pick. In the spirit of the two-stage
     searches that verify proxy rankings by short training (EcoNAS, Zhou et al., CVPR 2020)
     and of seeding a search with known-good models.

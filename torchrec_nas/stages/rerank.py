@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import random
+import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -218,27 +219,45 @@ def _confirm(
     """The pick: the best single-seed candidate or, with ``extra_seeds``, the lowest mean
     validation logloss of the ``top`` best and of each baseline's best (the reference a
     searched model has to beat) after each trains with seeds ``seed + 1`` to
-    ``seed + extra_seeds`` too (their rows get ``val_seeds``: the seeds' mean and values)."""
+    ``seed + extra_seeds`` too (their rows get ``val_seeds``: the seeds' mean and values,
+    and for searched models the ``margin`` over the best baseline's mean with its
+    ``standard_error``). A searched model replaces the best baseline only by a margin larger
+    than that standard error; otherwise the baseline is the pick."""
     if not extra_seeds or top < 1:
         return _best(trained)
     ranked = sorted(trained.items(), key=lambda kv: kv[1][1]["val"]["logloss"])
     items = ranked[:top]
     for origin in dict.fromkeys(c.origin for c, _ in trained.values()):
         if origin.startswith("baseline:"):
-            reference = next(kv for kv in ranked if kv[1][0].origin == origin)
-            if reference not in items:
-                items.append(reference)
-    means: dict[str, float] = {}
+            base_item = next(kv for kv in ranked if kv[1][0].origin == origin)
+            if base_item not in items:
+                items.append(base_item)
+    losses: dict[str, list[float]] = {}
     for h, (cand, first) in items:
-        losses = [first["val"]["logloss"]]
-        losses += [
+        losses[h] = [first["val"]["logloss"]]
+        losses[h] += [
             trainer(cand.arch, seed + k)["val"]["logloss"] for k in range(1, extra_seeds + 1)
         ]
-        means[h] = sum(losses) / len(losses)
-        row = next(r for r in rows if r["hash"] == h)
-        row["val_seeds"] = {"mean_logloss": means[h], "logloss": losses}
+    means = {h: statistics.fmean(v) for h, v in losses.items()}
     # Ties keep the single-seed order.
     pick = min(range(len(items)), key=lambda i: (means[items[i][0]], i))
+    references = [h for h, (c, _) in items if c.origin.startswith("baseline:")]
+    reference = min(references, key=lambda h: means[h]) if references else None
+    for h, _ in items:
+        row = next(r for r in rows if r["hash"] == h)
+        row["val_seeds"] = {"mean_logloss": means[h], "logloss": losses[h]}
+        if reference is not None and h not in references:
+            # The margin over the best baseline and its standard error over the seeds.
+            se = math.sqrt(
+                (statistics.variance(losses[h]) + statistics.variance(losses[reference]))
+                / len(losses[h])
+            )
+            row["val_seeds"].update(margin=means[reference] - means[h], standard_error=se)
+    chosen = items[pick][0]
+    if reference is not None and chosen not in references:
+        vs = next(r for r in rows if r["hash"] == chosen)["val_seeds"]
+        if vs["margin"] <= vs["standard_error"]:
+            return trained[reference][0]  # no candidate beats the baseline beyond its noise
     return items[pick][1][0]
 
 
