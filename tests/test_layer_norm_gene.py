@@ -100,3 +100,30 @@ def test_final_training_keeps_an_architectures_choice(tmp_path: Path) -> None:
         torch.testing.assert_close(
             program(dense, sparse), InferenceModel(model).eval()(dense, sparse)
         )
+
+
+def test_another_architecture_in_the_same_train_directory_is_refused(tmp_path: Path) -> None:
+    # A new best_arch.json trained into the last one's directory: one clear error, not a
+    # checkpoint-loading traceback.
+    from test_seeds import TINY
+
+    from torchrec_nas.config import Config
+    from torchrec_nas.runtime.local import LocalRuntime
+    from torchrec_nas.stages import train_final
+
+    (tmp_path / "tiny.yaml").write_text(TINY)
+    cfg = Config.load(tmp_path / "tiny.yaml")
+    cfg = dataclasses.replace(
+        cfg,
+        train=dataclasses.replace(
+            cfg.train, lr_grid=[0.05], baselines=dataclasses.replace(cfg.train.baselines, models=[])
+        ),
+    )
+    data = LocalRuntime("cpu").data(cfg)
+    arch = cfg.space.sample(random.Random(1))
+    out = tmp_path / "run"
+    first = train_final(cfg, out, arch, data)
+    assert train_final(cfg, out, arch, data)["nasrec"]["test"] == first["nasrec"]["test"]
+    other = dataclasses.replace(arch, layer_norm=False)
+    with pytest.raises(ValueError, match=r"model.json: this trial trained another model"):
+        train_final(cfg, out, other, data)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from dataclasses import asdict
 from pathlib import Path
@@ -25,6 +26,7 @@ from torchrec_nas.runtime.base import Runtime
 from torchrec_nas.runtime.callbacks import standard_callbacks
 from torchrec_nas.runtime.default import default_runtime
 from torchrec_nas.runtime.trainer import Trainer, TrainResult, batches_per_epoch
+from torchrec_nas.search.provenance import fingerprint
 from torchrec_nas.space import Architecture
 from torchrec_nas.stages.models import ModelBuilder, final_candidates, model_costs, save_model
 from torchrec_nas.stages.spread import aggregate_seeds, compare_to_baselines
@@ -42,11 +44,18 @@ def train_trial(
     lr: float,
     trial: str,
 ) -> tuple[nn.Module, TrainResult]:
-    """Trains one model at one dense learning rate under ``out/trial`` (resuming)."""
+    """Trains one model at one dense learning rate under ``out/trial`` (resuming).
+
+    Raises:
+        ValueError: ``out/trial`` holds the checkpoints of another model (for example a new
+            ``best_arch.json`` trained into the directory of the last one).
+    """
     loop = dataclasses.replace(cfg.train, optimizer=dataclasses.replace(cfg.train.optimizer, lr=lr))
     total = loop.total_steps(batches_per_epoch(data.train))
     plan = storage.join(out, trial, "sharding_plan.txt")
-    model, opt = runtime.prepare(build(), loop.optimizer, total, cfg, plan)
+    fresh = build()
+    check_trial_model(out, trial, fresh, runtime)
+    model, opt = runtime.prepare(fresh, loop.optimizer, total, cfg, plan)
 
     def forward(batch: Batch) -> torch.Tensor:
         logits: torch.Tensor = model(batch)
@@ -57,6 +66,30 @@ def train_trial(
     desc = f"train {name} lr={lr:g}"
     trainer = Trainer(model, opt, loop, lambda b, _: forward(b), forward, desc, callbacks, runtime)
     return model, trainer.fit(data.train, data.val)
+
+
+def check_trial_model(out: str | Path, trial: str, model: nn.Module, runtime: Runtime) -> None:
+    """Ties ``out/trial`` to ``model``: its parameter names and shapes and, for a searched
+    model, its architecture's canonical hash, in ``model.json`` (written on the first run).
+    A resumed trial whose record differs raises ``ValueError`` naming both, before any
+    checkpoint is read."""
+    arch = getattr(model, "arch", None)
+    record = {
+        "architecture": arch.canonical_hash() if isinstance(arch, Architecture) else None,
+        "parameters": fingerprint({k: list(v.shape) for k, v in model.state_dict().items()}),
+    }
+    path = storage.join(out, trial, "model.json")
+    if storage.exists(path):
+        old = json.loads(storage.read_text(path))
+        if old != record:
+            raise ValueError(
+                f"{path}: this trial trained another model (architecture "
+                f"{old.get('architecture')}, not {record['architecture']}); move "
+                f"{storage.join(out, 'train')} away or use another --out"
+            )
+    elif runtime.is_primary:
+        write_json_atomic(path, record)
+    runtime.barrier()
 
 
 def train_final(
