@@ -127,3 +127,11 @@ def test_another_architecture_in_the_same_train_directory_is_refused(tmp_path: P
     other = dataclasses.replace(arch, layer_norm=False)
     with pytest.raises(ValueError, match=r"model.json: this trial trained another model"):
         train_final(cfg, out, other, data)
+
+
+def test_show_says_when_an_architecture_has_no_layer_norms() -> None:
+    from torchrec_nas.architecture_view import describe
+
+    arch = SearchSpace.preset("nasrec-small").sample(random.Random(0))
+    assert "no LayerNorms" not in describe(arch)
+    assert "no LayerNorms after the blocks" in describe(dataclasses.replace(arch, layer_norm=False))

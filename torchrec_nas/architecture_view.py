@@ -166,6 +166,8 @@ def describe(arch: Architecture, space: SearchSpace | None = None) -> str:
     reads = f"{last.dense_dim} dense features"
     reads += f" and {tokens} tokens{width}" if arch.head_tokens else " (not its tokens)"
     lines.append(f"classifier reads out {len(arch.blocks)}: {reads}")
+    if not arch.layer_norm or (space is not None and not space.layer_norm):
+        lines.append("no LayerNorms after the blocks")
     lines.append(
         f"live blocks: {len(views) - len(dead)} of {len(views)}"
         + (f" (dead: {', '.join(dead)})" if dead else "")
