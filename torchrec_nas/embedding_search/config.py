@@ -32,6 +32,13 @@ class EmbeddingSearchConfig(LoopConfig):
 
     Args:
         widths: candidate widths of every feature's table, each a multiple of 4.
+        cap_at_rows: each feature's widths stop at the smallest candidate at least its
+            table's rows (all candidates where none is): a table of ``r`` rows represents
+            ``r`` vectors, which any width ``>= r`` represents exactly, so a wider table only
+            adds parameters. Applies to stage 2 (policy, evolution, the smallest-model check)
+            and to the joint search's ``space.embedding_widths``; stage 1 still trains every
+            width, so one supernet serves both settings. ``false``: every feature searches
+            every width. A wider width in a given ``embedding_dims.json`` is still accepted.
         interaction: ``dlrm`` (TorchRec's DLRM, with ``train.baselines``' layer sizes) or the
             path of an architecture JSON of the config's space.
         min_steps: the fewest stage-1 steps of a budget that follows the data.
@@ -56,6 +63,7 @@ class EmbeddingSearchConfig(LoopConfig):
     epochs: float | None = None  # type: ignore[assignment]
     epochs_may_be_null: ClassVar[bool] = True
     widths: list[int] = field(default_factory=lambda: list(DEFAULT_WIDTHS))
+    cap_at_rows: bool = True
     interaction: str = "dlrm"
     min_steps: int = 300
     uniform_floor: float = 0.2
