@@ -35,10 +35,10 @@ class EmbeddingSearchConfig(LoopConfig):
         cap_at_rows: each feature's widths stop at the smallest candidate at least its
             table's rows (all candidates where none is): a table of ``r`` rows represents
             ``r`` vectors, which any width ``>= r`` represents exactly, so a wider table only
-            adds parameters. Applies to stage 2 (policy, evolution, the smallest-model check)
-            and to the joint search's ``space.embedding_widths``; stage 1 still trains every
-            width, so one supernet serves both settings. ``false``: every feature searches
-            every width. A wider width in a given ``embedding_dims.json`` is still accepted.
+            adds parameters. Applies to stage 1's draws, stage 2 (policy, evolution, the
+            smallest-model check) and the joint search's ``space.embedding_widths``.
+            ``false``: every feature searches every width. A wider width in a given
+            ``embedding_dims.json`` is still accepted.
         interaction: ``dlrm`` (TorchRec's DLRM, with ``train.baselines``' layer sizes) or the
             path of an architecture JSON of the config's space.
         min_steps: the fewest stage-1 steps of a budget that follows the data.

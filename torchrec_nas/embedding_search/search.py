@@ -24,11 +24,11 @@ from torchrec_nas.embedding_search.stage1 import (
     STAGE_DIR,
     load_embedding_supernet,
     run_embedding_supernet,
+    stage_widths,
 )
 from torchrec_nas.progress import progress_bar
 from torchrec_nas.runtime.base import Runtime
 from torchrec_nas.runtime.default import default_runtime
-from torchrec_nas.space_widths import allowed_widths
 from torchrec_nas.train.checkpoint import write_json_atomic, write_text_atomic
 
 
@@ -38,8 +38,8 @@ class EmbeddingSizeSearch:
     ``embedding_search.seeds``) and with regularized evolution.
 
     The chosen widths are the policy's pick of the seed with the highest reward. With
-    ``embedding_search.cap_at_rows`` each feature's stage-2 choices stop at its table's rows
-    (:func:`~torchrec_nas.space_widths.width_cap`); stage 1 trains every width either way.
+    ``embedding_search.cap_at_rows`` each feature's widths stop at its table's rows
+    (:func:`~torchrec_nas.space_widths.width_cap`), in both stages.
     Stage 1 resumes from its checkpoints; stage 2 replays from its score cache, so a killed
     run resumes to the same result.
 
@@ -72,7 +72,7 @@ class EmbeddingSizeSearch:
         self.token_width = cfg.space.embedding_dim
         es = cfg.embedding_search
         #: Each feature's stage-2 choices: capped at its rows, or every width.
-        self.allowed = allowed_widths(es.widths, self.rows if es.cap_at_rows else list(self.rows))
+        self.allowed = stage_widths(cfg, spec)
         self.budget = resolve_budget(
             es.budget, self.rows, es.widths, self.token_width, self.allowed
         )
