@@ -224,3 +224,32 @@ def test_stage_one_draws_each_feature_within_its_cap() -> None:
     )
     assert p[3, 0] > 0.2 / len(WIDTHS) and torch.equal(free.probabilities(), every.probabilities())
     assert capped.counts[0, 0] == 40 and capped.counts[0, 1:].sum() == 0
+
+
+class _FlatScorer:  # a score that no width changes: what a feature without signal looks like
+    cache: dict[str, dict[str, float]] = {}
+
+    def metrics(self, widths: object) -> dict[str, float]:
+        return {"auc": 0.75, "logloss": 0.5}
+
+
+def test_size_weight_breaks_ties_toward_fewer_parameters() -> None:
+    from torchrec_nas.embedding_search.scoring import WidthObjective
+
+    rows = {"a": 1000, "b": 2000}
+    budget = 10**6  # slack: the budget alone leaves a flat reward
+    flat = WidthObjective(_FlatScorer(), rows, 16, budget)  # type: ignore[arg-type]
+    tied = WidthObjective(_FlatScorer(), rows, 16, budget, size_weight=0.05)  # type: ignore[arg-type]
+    wide, narrow = {"a": 32, "b": 32}, {"a": 4, "b": 4}
+    assert flat(wide) == flat(narrow) == 0.75
+    assert tied(narrow) > tied(wide) and tied(wide) == pytest.approx(
+        0.75 - 0.05 * flat.params(wide) / budget
+    )
+    picks = []
+    for seed in (1, 2, 3):
+        policy = WidthPolicy(list(rows), WIDTHS, lr=0.1, samples=8, seed=seed)
+        for k in range(150):
+            policy.step(k, tied)
+        picks.append(policy.pick())
+        assert policy.probabilities()[:, 0].min() > 0.5  # flat alone would stay at 1/6
+    assert picks == [narrow] * 3  # every seed agrees on the cheapest of equal scores

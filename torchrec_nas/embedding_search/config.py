@@ -56,6 +56,8 @@ class EmbeddingSearchConfig(LoopConfig):
         policy_lr: the policy's learning rate (Adam on its logits).
         baseline_decay: decay of REINFORCE's moving-average baseline.
         penalty: reward penalty per unit of relative excess over the budget.
+        size_weight: reward cost per unit of ``P / budget`` at any size, so that of choices
+            the score cannot tell apart the cheaper wins (0: none; the budget alone).
         evolution: regularized evolution over widths on the same reward.
         seeds: stage-2 seeds (stability across runs).
     """
@@ -77,6 +79,7 @@ class EmbeddingSearchConfig(LoopConfig):
     policy_lr: float = 0.1
     baseline_decay: float = 0.9
     penalty: float = 1.0
+    size_weight: float = 0.0
     evolution: EvolutionConfig = field(default_factory=width_evolution_default)
     seeds: list[int] = field(default_factory=lambda: [1, 2, 3])
 
@@ -89,6 +92,8 @@ class EmbeddingSearchConfig(LoopConfig):
             raise ValueError("loss_decay and baseline_decay must be in [0, 1)")
         if not (self.temperature > 0 and self.policy_lr > 0 and self.penalty >= 0):
             raise ValueError("temperature and policy_lr must be positive, penalty >= 0")
+        if not self.size_weight >= 0:
+            raise ValueError(f"size_weight must be >= 0, got {self.size_weight}")
         if isinstance(self.budget, float) and not 0.0 < self.budget:
             raise ValueError(f"budget: a fraction must be positive, got {self.budget}")
         if isinstance(self.budget, int) and self.budget < 1:

@@ -89,7 +89,13 @@ class EmbeddingSizeSearch:
         cache = storage.join(self.out, STAGE_DIR, "scores.jsonl")
         scorer = WidthScorer(model, self.data.val, es.val_batches, cache, self.runtime.device)
         return WidthObjective(
-            scorer, self.rows, self.token_width, self.budget, es.score, es.penalty
+            scorer,
+            self.rows,
+            self.token_width,
+            self.budget,
+            es.score,
+            es.penalty,
+            es.size_weight,
         )
 
     def search(self, objective: WidthObjective, seed: int) -> dict[str, Any]:
