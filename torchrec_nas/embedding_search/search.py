@@ -71,7 +71,7 @@ class EmbeddingSizeSearch:
         self.rows = dict(zip(spec.sparse_names, spec.num_embeddings))
         self.token_width = cfg.space.embedding_dim
         es = cfg.embedding_search
-        #: Each feature's stage-2 choices: capped at its rows, or every width.
+        #: Each feature's widths in both stages: capped at its rows, or every width.
         self.allowed = stage_widths(cfg, spec)
         self.budget = resolve_budget(
             es.budget, self.rows, es.widths, self.token_width, self.allowed
