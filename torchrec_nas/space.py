@@ -35,6 +35,7 @@ from torchrec_nas.modules.operators.registry import (
 )
 from torchrec_nas.space_checks import check_block
 from torchrec_nas.space_widths import (
+    Features,
     check_width_choices,
     mutate_width,
     sample_embedding_dims,
@@ -239,9 +240,9 @@ class SearchSpace:
             activation_bits=activation_bits,
         )
 
-    def sample(self, rng: random.Random, features: Sequence[str] = ()) -> Architecture:
-        """Single-operator any-connection sampling of a whole architecture; with
-        ``features`` and ``embedding_widths``, one width per feature too."""
+    def sample(self, rng: random.Random, features: Features = ()) -> Architecture:
+        """Single-operator any-connection sampling of a whole architecture; with ``features``
+        and ``embedding_widths``, one width per feature (capped where ``features`` has rows)."""
         blocks = tuple(self.sample_block(i, rng) for i in range(self.num_blocks))
         # Drawn only when searched, so spaces with one head sample as they always did.
         head = rng.choice(self.head_tokens) if len(self.head_tokens) > 1 else self.head_tokens[0]
@@ -304,14 +305,17 @@ class SearchSpace:
         }[gene]
 
     def mutate(
-        self, arch: Architecture, rng: random.Random, num_mutations: int = 1
+        self,
+        arch: Architecture,
+        rng: random.Random,
+        num_mutations: int = 1,
+        rows: Mapping[str, int] | None = None,
     ) -> Architecture:
         """Changes ``num_mutations`` randomly chosen genes of randomly chosen blocks.
 
         Each mutation picks a block and a gene, and draws a value different from the current
         one (genes with a single choice are skipped). Inputs are redrawn with the same rule as
-        in :meth:`sample`.
-        """
+        in :meth:`sample`; a width stays within its feature's cap at ``rows`` (if given)."""
         blocks = list(arch.blocks)
         head, dims = arch.head_tokens, arch.embedding_dims
         genes = self.genes()
@@ -325,7 +329,7 @@ class SearchSpace:
                 if gene == "embedding_width":
                     if dims is None:
                         continue  # widths are not searched in this architecture
-                    dims = mutate_width(arch, self.embedding_widths, rng).embedding_dims
+                    dims = mutate_width(arch, self.embedding_widths, rng, rows).embedding_dims
                     arch = dataclasses.replace(arch, embedding_dims=dims)
                     break
                 old = getattr(blocks[i], gene)
@@ -382,7 +386,7 @@ class SearchSpace:
         return True
 
     def enumerate_samples(
-        self, rng: random.Random, count: int, features: Sequence[str] = ()
+        self, rng: random.Random, count: int, features: Features = ()
     ) -> Iterable[Architecture]:
         """Yields ``count`` sampled architectures with distinct canonical hashes."""
         seen: set[str] = set()

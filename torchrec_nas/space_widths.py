@@ -5,13 +5,20 @@ Plain data; nothing here imports torch. The NASRec supernet's tables are ``embed
 wide and a searched width ``d`` uses the first ``d`` columns of a feature's pooled embedding
 (prefix sharing, as AdaS&S), so every candidate width is a multiple of 4 (FBGEMM's kernels) no
 larger than ``embedding_dim``.
+
+Capping at the rows: a table of ``r`` rows, projected to the token width, represents ``r``
+vectors, which any width ``d >= r`` represents exactly (``E = I``, the projection's rows are the
+vectors); a wider table adds parameters and no expressiveness. So with ``rows`` a feature's
+choices stop at :func:`width_cap`, the smallest candidate ``>= r`` (all candidates where none is
+that large). Every choice list stays a prefix of the sorted candidates, so the narrowest width,
+and a step down, are always allowed.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from torchrec_nas.architecture import Architecture, ArchitectureError
 
@@ -47,16 +54,62 @@ def check_width_choices(widths: Sequence[int], embedding_dim: int) -> None:
             )
 
 
+#: Sparse feature names, or ``{feature: table rows}`` to cap each feature's widths at its rows.
+Features = Sequence[str] | Mapping[str, int]
+
+
+def width_cap(widths: Sequence[int], rows: int) -> int:
+    """The widest width worth searching for a table of ``rows`` rows: the smallest of
+    ``widths`` at least ``rows``, or the largest where none is.
+
+    Example::
+
+        width_cap([4, 8, 16, 32], 6)     # 8
+        width_cap([4, 8, 16, 32], 5000)  # 32
+    """
+    ordered = sorted(widths)
+    return next((w for w in ordered if w >= rows), ordered[-1])
+
+
+def capped_widths(widths: Sequence[int], rows: int | None) -> tuple[int, ...]:
+    """The sorted ``widths`` up to :func:`width_cap` (all of them where ``rows`` is None).
+
+    Example::
+
+        capped_widths([4, 8, 16, 32], 6)   # (4, 8)
+    """
+    ordered = tuple(sorted(widths))
+    if rows is None:
+        return ordered
+    cap = width_cap(ordered, rows)
+    return tuple(w for w in ordered if w <= cap)
+
+
+def allowed_widths(widths: Sequence[int], features: Features) -> dict[str, tuple[int, ...]]:
+    """Each feature's width choices: capped at its rows where ``features`` maps names to
+    rows, else all ``widths``.
+
+    Example::
+
+        allowed_widths([4, 8, 16], {"tiny": 4, "big": 1000})   # {"tiny": (4,), "big": (4, 8, 16)}
+    """
+    rows = features if isinstance(features, Mapping) else {}
+    return {f: capped_widths(widths, rows.get(f)) for f in features}
+
+
 def sample_embedding_dims(
-    widths: Sequence[int], features: Sequence[str], rng: random.Random
+    widths: Sequence[int], features: Features, rng: random.Random
 ) -> tuple[tuple[str, int], ...]:
-    """One width per feature, drawn uniformly from ``widths``, in ``features``' order.
+    """One width per feature, drawn uniformly from ``widths`` (capped at the feature's rows
+    where ``features`` maps names to rows), in ``features``' order.
 
     Example::
 
         sample_embedding_dims((4, 8, 16), ["c0", "c1"], random.Random(0))
+        sample_embedding_dims((4, 8, 16), {"c0": 4, "c1": 900}, random.Random(0))  # c0 at 4
     """
-    return tuple(sorted((f, rng.choice(widths)) for f in features))
+    rows = features if isinstance(features, Mapping) else {}
+    return tuple(sorted((f, rng.choice(capped_widths(widths, rows.get(f)))) for f in features))
 
 
 def step_width(width: int, ordered: Sequence[int], rng: random.Random) -> int:
@@ -72,18 +125,44 @@ def step_width(width: int, ordered: Sequence[int], rng: random.Random) -> int:
     return ordered[rng.choice(moves)] if moves else width
 
 
-def mutate_width(arch: Architecture, widths: Sequence[int], rng: random.Random) -> Architecture:
-    """``arch`` with one feature's width moved one step along ``widths`` (up or down, at
-    random where both exist); ``arch`` itself where it has no widths or one choice."""
+def mutate_width(
+    arch: Architecture,
+    widths: Sequence[int],
+    rng: random.Random,
+    rows: Mapping[str, int] | None = None,
+) -> Architecture:
+    """``arch`` with one feature's width moved one step along its choices (up or down, at
+    random where both exist); ``arch`` itself where it has no widths or no feature has two
+    choices.
+
+    Args:
+        arch: the architecture.
+        widths: the candidate widths, sorted.
+        rng: the random source.
+        rows: table rows per feature: each feature's choices stop at :func:`width_cap`, and
+            only features with two or more choices are drawn (a width over the cap moves to
+            it). ``None``: every feature has all ``widths``.
+
+    Example::
+
+        child = mutate_width(arch, (4, 8, 16), random.Random(0), {"c0": 4, "c1": 900})
+    """
     if not arch.embedding_dims or len(widths) < 2:
         return arch
     dims = dict(arch.embedding_dims)
-    feature = rng.choice(sorted(dims))
-    old = dims[feature]
-    if old in widths:
-        dims[feature] = step_width(old, widths, rng)
+    rows = rows or {}
+    choices = {f: capped_widths(widths, rows.get(f)) for f in dims}
+    movable = sorted(f for f in dims if len(choices[f]) > 1)
+    if not movable:
+        return arch
+    feature = rng.choice(movable)
+    old, ordered = dims[feature], choices[feature]
+    if old in ordered:
+        dims[feature] = step_width(old, ordered, rng)
+    elif old in widths and old > ordered[-1]:
+        dims[feature] = ordered[-1]  # over its cap: to the cap
     else:
-        dims[feature] = rng.choice(list(widths))
+        dims[feature] = rng.choice(list(ordered))
     return dataclasses.replace(arch, embedding_dims=tuple(dims.items()))
 
 

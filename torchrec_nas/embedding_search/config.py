@@ -32,6 +32,13 @@ class EmbeddingSearchConfig(LoopConfig):
 
     Args:
         widths: candidate widths of every feature's table, each a multiple of 4.
+        cap_at_rows: each feature's widths stop at the smallest candidate at least its
+            table's rows (all candidates where none is): a table of ``r`` rows represents
+            ``r`` vectors, which any width ``>= r`` represents exactly, so a wider table only
+            adds parameters. Applies to stage 1's draws, stage 2 (policy, evolution, the
+            smallest-model check) and the joint search's ``space.embedding_widths``.
+            ``false``: every feature searches every width. A wider width in a given
+            ``embedding_dims.json`` is still accepted.
         interaction: ``dlrm`` (TorchRec's DLRM, with ``train.baselines``' layer sizes) or the
             path of an architecture JSON of the config's space.
         min_steps: the fewest stage-1 steps of a budget that follows the data.
@@ -49,6 +56,8 @@ class EmbeddingSearchConfig(LoopConfig):
         policy_lr: the policy's learning rate (Adam on its logits).
         baseline_decay: decay of REINFORCE's moving-average baseline.
         penalty: reward penalty per unit of relative excess over the budget.
+        size_weight: reward cost per unit of ``P / budget`` at any size, so that of choices
+            the score cannot tell apart the cheaper wins (0: none; the budget alone).
         evolution: regularized evolution over widths on the same reward.
         seeds: stage-2 seeds (stability across runs).
     """
@@ -56,6 +65,7 @@ class EmbeddingSearchConfig(LoopConfig):
     epochs: float | None = None  # type: ignore[assignment]
     epochs_may_be_null: ClassVar[bool] = True
     widths: list[int] = field(default_factory=lambda: list(DEFAULT_WIDTHS))
+    cap_at_rows: bool = True
     interaction: str = "dlrm"
     min_steps: int = 300
     uniform_floor: float = 0.2
@@ -69,6 +79,7 @@ class EmbeddingSearchConfig(LoopConfig):
     policy_lr: float = 0.1
     baseline_decay: float = 0.9
     penalty: float = 1.0
+    size_weight: float = 0.0
     evolution: EvolutionConfig = field(default_factory=width_evolution_default)
     seeds: list[int] = field(default_factory=lambda: [1, 2, 3])
 
@@ -81,6 +92,8 @@ class EmbeddingSearchConfig(LoopConfig):
             raise ValueError("loss_decay and baseline_decay must be in [0, 1)")
         if not (self.temperature > 0 and self.policy_lr > 0 and self.penalty >= 0):
             raise ValueError("temperature and policy_lr must be positive, penalty >= 0")
+        if not self.size_weight >= 0:
+            raise ValueError(f"size_weight must be >= 0, got {self.size_weight}")
         if isinstance(self.budget, float) and not 0.0 < self.budget:
             raise ValueError(f"budget: a fraction must be positive, got {self.budget}")
         if isinstance(self.budget, int) and self.budget < 1:

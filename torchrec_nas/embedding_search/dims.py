@@ -125,54 +125,70 @@ def embedding_params(dims: Mapping[str, int], rows: Mapping[str, int], token_wid
     return sum(rows[f] * d + projection_params(d, token_width) for f, d in dims.items())
 
 
+def smallest_model(
+    rows: Mapping[str, int],
+    widths: Sequence[int],
+    token_width: int,
+    allowed: Mapping[str, Sequence[int]] | None = None,
+) -> EmbeddingDims:
+    """The width choice with the fewest embedding parameters: each feature at its cheapest
+    allowed width (``allowed[f]``, default all ``widths``). That is not always the narrowest:
+    a table of a few rows at the token width needs no projection.
+
+    Example::
+
+        smallest_model({"a": 4, "b": 1000}, [4, 16], 16)   # {"a": 16, "b": 4}
+    """
+    allowed = allowed or {}
+    out: EmbeddingDims = {}
+    for f, r in rows.items():
+        choices = sorted(allowed.get(f, widths))
+        out[f] = min(choices, key=lambda d: (r * d + projection_params(d, token_width), d))
+    return out
+
+
 def resolve_budget(
-    budget: int | float, rows: Mapping[str, int], widths: Sequence[int], token_width: int
+    budget: int | float,
+    rows: Mapping[str, int],
+    widths: Sequence[int],
+    token_width: int,
+    allowed: Mapping[str, Sequence[int]] | None = None,
 ) -> int:
     """The budget as a parameter count: a float is a fraction of the uniform model (every
     feature at ``token_width``, no projections), an int is a count.
 
+    Args:
+        budget: the fraction or count.
+        rows: rows of each feature's table.
+        widths: the candidate widths.
+        token_width: the interaction's token width.
+        allowed: each feature's own choices (default: all ``widths``).
+
     Raises:
-        ValueError: the budget is below the smallest model of the candidate widths; the
-            message names ``embedding_search.budget`` and that smallest size.
+        ValueError: the budget is below the smallest possible model (:func:`smallest_model`);
+            the message names ``embedding_search.budget`` and that smallest size.
     """
     uniform = sum(r * token_width for r in rows.values())
     count = int(budget * uniform) if isinstance(budget, float) else int(budget)
-    smallest = embedding_params({f: min(widths) for f in rows}, rows, token_width)
+    smallest = embedding_params(
+        smallest_model(rows, widths, token_width, allowed), rows, token_width
+    )
     if count < smallest:
         raise ValueError(
             f"embedding_search.budget: {budget} ({count:,} parameters) is below the smallest "
-            f"model of widths {list(widths)} ({smallest:,} parameters, every feature at "
-            f"{min(widths)})"
+            f"model of widths {list(widths)} ({smallest:,} parameters, each feature at its "
+            f"cheapest allowed width)"
         )
     return count
 
 
-def agreement(
-    picks: Sequence[Mapping[str, int]],
-    widths: Sequence[int],
-    weights: Mapping[str, float] | None = None,
+def _shares(
+    per: Mapping[str, Mapping[str, Any]], weights: Mapping[str, float] | None
 ) -> dict[str, Any]:
-    """How often each feature gets the same width across runs: per feature, whether every
-    run agrees (``identical``) or all lie within one step of the candidate list
-    (``within_one_step``), and the shares of features of each; with ``weights`` (for
-    example table rows, so the share of the parameters), also those shares weighted.
-
-    Example::
-
-        agreement([{"a": 8}, {"a": 12}], [4, 8, 12])["within_one_step_share"]   # 1.0
-    """
-    index = {w: i for i, w in enumerate(sorted(widths))}
-    per: dict[str, dict[str, Any]] = {}
-    for f in picks[0]:
-        steps = [index[p[f]] for p in picks]
-        per[f] = {
-            "widths": [p[f] for p in picks],
-            "identical": len(set(steps)) == 1,
-            "within_one_step": max(steps) - min(steps) <= 1,
-        }
+    """Shares of ``per``'s features identical and within one step (and weighted)."""
     n = max(1, len(per))
     out: dict[str, Any] = {
-        "runs": len(picks),
+        "feature_count": len(per),
         "identical_share": sum(v["identical"] for v in per.values()) / n,
         "within_one_step_share": sum(v["within_one_step"] for v in per.values()) / n,
     }
@@ -180,7 +196,47 @@ def agreement(
         total = sum(weights[f] for f in per) or 1.0
         for key in ("identical", "within_one_step"):
             out[f"{key}_weighted_share"] = sum(weights[f] for f, v in per.items() if v[key]) / total
-    out["features"] = per
+    return out
+
+
+def agreement(
+    picks: Sequence[Mapping[str, int]],
+    widths: Sequence[int],
+    weights: Mapping[str, float] | None = None,
+    allowed: Mapping[str, Sequence[int]] | None = None,
+) -> dict[str, Any]:
+    """How often each feature gets the same width across runs: per feature, whether every
+    run agrees (``identical``) or all lie within one step of the candidate list
+    (``within_one_step``), and the shares of features of each; with ``weights`` (for
+    example table rows, so the share of the parameters), also those shares weighted.
+
+    A feature with one allowed width (``allowed``, for example a table of at most 4 rows
+    capped at its rows) agrees by construction: ``single_choice_features`` counts them and
+    ``multi_choice`` gives the same shares over the features with a choice.
+
+    Example::
+
+        agreement([{"a": 8}, {"a": 12}], [4, 8, 12])["within_one_step_share"]   # 1.0
+    """
+    index = {w: i for i, w in enumerate(sorted(widths))}
+    allowed = allowed or {}
+    per: dict[str, dict[str, Any]] = {}
+    for f in picks[0]:
+        steps = [index[p[f]] for p in picks]
+        per[f] = {
+            "widths": [p[f] for p in picks],
+            "choices": len(allowed.get(f, widths)),
+            "identical": len(set(steps)) == 1,
+            "within_one_step": max(steps) - min(steps) <= 1,
+        }
+    multi = {f: v for f, v in per.items() if v["choices"] > 1}
+    out: dict[str, Any] = {
+        "runs": len(picks),
+        **_shares(per, weights),
+        "single_choice_features": len(per) - len(multi),
+        "multi_choice": _shares(multi, weights),
+    }
+    out["features"] = per  # the per-feature detail last, as before
     return out
 
 

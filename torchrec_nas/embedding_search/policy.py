@@ -4,12 +4,16 @@ passed in (see :mod:`torchrec_nas.embedding_search.scoring`), so they run on a t
 
 Every random draw comes from ``(seed, step)``, and the policy's update is deterministic, so a
 run replayed with the same rewards (cached scores after a kill) makes the same choices.
+
+Each feature may have its own choices (``allowed``, for example capped at its table's rows by
+:func:`~torchrec_nas.space_widths.allowed_widths`): a prefix of the sorted candidates. Without
+``allowed`` every feature has every width, and every draw is as it was before caps existed.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +24,17 @@ from torchrec_nas.space_widths import step_width
 
 #: ``reward(widths) -> float``; higher is better.
 Reward = Callable[[dict[str, int]], float]
+
+#: Each feature's width choices (a feature not named has every candidate).
+Allowed = Mapping[str, Sequence[int]]
+
+
+def feature_choices(
+    features: Sequence[str], widths: Sequence[int], allowed: Allowed | None
+) -> dict[str, list[int]]:
+    """Each feature's sorted choices: ``allowed[f]`` where given, else all ``widths``."""
+    allowed = allowed or {}
+    return {f: sorted(allowed.get(f, widths)) for f in features}
 
 
 @dataclass
@@ -46,10 +61,11 @@ class PolicyStep:
 
 
 class WidthPolicy:
-    """One categorical distribution per feature over its widths, trained by REINFORCE with
-    a moving-average baseline (Williams, 1992).
+    """One categorical distribution per feature over its own widths, trained by REINFORCE
+    with a moving-average baseline (Williams, 1992).
 
-    Each step draws ``samples`` choices ``a_k`` from ``softmax(theta)``, and ascends
+    Each step draws ``samples`` choices ``a_k`` from ``softmax(theta)`` (the logits of a
+    feature's disallowed widths at ``-inf``, so they have no mass and no gradient), and ascends
     ``mean_k (R(a_k) - b) * sum_f log p_f(a_k[f])`` with Adam at ``lr``; then
     ``b <- decay * b + (1 - decay) * mean_k R(a_k)`` (``b`` starts at the first step's mean
     reward). The pick is each feature's most likely width.
@@ -61,10 +77,11 @@ class WidthPolicy:
         baseline_decay: the baseline's decay.
         samples: choices drawn per step.
         seed: the run's seed.
+        allowed: each feature's own choices, a subset of ``widths`` (default: all).
 
     Example::
 
-        policy = WidthPolicy(["a", "b"], [4, 8, 16], lr=0.1)
+        policy = WidthPolicy(["a", "b"], [4, 8, 16], lr=0.1, allowed={"a": [4, 8]})
         for k in range(100):
             policy.step(k, reward)
         policy.pick()   # {"a": 8, "b": 16}
@@ -78,9 +95,18 @@ class WidthPolicy:
         baseline_decay: float = 0.9,
         samples: int = 8,
         seed: int = 0,
+        allowed: Allowed | None = None,
     ) -> None:
         self.feature_names = list(feature_names)
         self.widths = sorted(widths)
+        self.choices = feature_choices(self.feature_names, self.widths, allowed)
+        for f, ws in self.choices.items():
+            if not ws or not set(ws) <= set(self.widths):
+                raise ValueError(f"WidthPolicy: feature {f!r}: choices {ws} not among {widths}")
+        self.mask = torch.tensor(
+            [[w in self.choices[f] for w in self.widths] for f in self.feature_names],
+            dtype=torch.bool,
+        ).reshape(len(self.feature_names), len(self.widths))
         self.baseline_decay = baseline_decay
         self.samples = samples
         self.seed = seed
@@ -88,9 +114,13 @@ class WidthPolicy:
         self.optimizer = torch.optim.Adam([self.logits], lr=lr)
         self.baseline: float | None = None
 
+    def masked_logits(self, logits: torch.Tensor) -> torch.Tensor:
+        """``logits`` with each feature's disallowed widths at ``-inf``."""
+        return logits.masked_fill(~self.mask, -torch.inf)
+
     def probabilities(self) -> torch.Tensor:
-        """``[F, W]``."""
-        return torch.softmax(self.logits.detach(), dim=1)
+        """``[F, W]`` (zero at a feature's disallowed widths)."""
+        return torch.softmax(self.masked_logits(self.logits.detach()), dim=1)
 
     def pick(self) -> dict[str, int]:
         """Each feature's most likely width (the smaller on a tie)."""
@@ -110,7 +140,8 @@ class WidthPolicy:
         mean = sum(rewards) / len(rewards)
         baseline = mean if self.baseline is None else self.baseline
         advantage = torch.tensor(rewards) - baseline
-        log_p = torch.log_softmax(self.logits, dim=1).gather(1, drawn).sum(dim=0)  # [K]
+        log_p = torch.log_softmax(self.masked_logits(self.logits), dim=1)
+        log_p = log_p.gather(1, drawn).sum(dim=0)  # [K]
         loss = -(advantage * log_p).mean()
         self.optimizer.zero_grad()
         loss.backward()
@@ -138,13 +169,21 @@ class WidthCandidate:
 
 
 def mutate_widths(
-    widths: dict[str, int], choices: Sequence[int], rng: random.Random, mutations: int
+    widths: dict[str, int],
+    choices: Sequence[int],
+    rng: random.Random,
+    mutations: int,
+    allowed: Allowed | None = None,
 ) -> dict[str, int]:
-    """``widths`` with ``mutations`` features moved one step up or down the sorted choices."""
-    ordered = sorted(choices)
+    """``widths`` with ``mutations`` features moved one step up or down their sorted choices
+    (``allowed[f]`` where given, else ``choices``); only features with two or more choices
+    are drawn, and a width outside a feature's choices moves to its widest."""
+    own = feature_choices(sorted(widths), choices, allowed)
     child = dict(widths)
-    for f in rng.sample(sorted(child), min(mutations, len(child))):
-        child[f] = step_width(child[f], ordered, rng)
+    movable = sorted(f for f in child if len(own[f]) > 1)
+    for f in rng.sample(movable, min(mutations, len(movable))):
+        ordered = own[f]
+        child[f] = step_width(child[f], ordered, rng) if child[f] in ordered else ordered[-1]
     return child
 
 
@@ -179,12 +218,14 @@ def evolve_widths(
     reward: Reward,
     seed: int = 0,
     repair: Repair | None = None,
+    allowed: Allowed | None = None,
 ) -> list[WidthCandidate]:
     """Regularized (aging) evolution (Real et al., 2019) over width choices: a random
     population (each member passed through ``repair``, for example
     :func:`fit_to_budget`), then each generation ``children`` parents, each the best of a
     random ``tournament``, mutated by ``cfg.mutations(generation)`` one-step moves; as many
-    of the oldest die. Returns every candidate in the order evaluated.
+    of the oldest die. Every draw and move stays within each feature's ``allowed`` widths
+    (default: all ``widths``). Returns every candidate in the order evaluated.
 
     Example::
 
@@ -192,10 +233,11 @@ def evolve_widths(
                                 children=2, generations=3), reward, seed=1)
         best = max(history, key=lambda c: c.reward)
     """
+    own = feature_choices(feature_names, widths, allowed)
     rng = random.Random(f"{seed}:evolution:init")
     history: list[WidthCandidate] = []
     for _ in range(cfg.population):
-        dims = {f: rng.choice(sorted(widths)) for f in feature_names}
+        dims = {f: rng.choice(own[f]) for f in feature_names}
         if repair is not None:
             dims = repair(dims, rng)
         history.append(WidthCandidate(len(history), 0, dims, float(reward(dims))))
@@ -206,7 +248,8 @@ def evolve_widths(
         for _ in range(cfg.children):
             contestants = rng.sample(population, min(cfg.tournament, len(population)))
             parent = max(contestants, key=lambda c: (c.reward, -c.index))
-            dims = mutate_widths(parent.widths, widths, rng, cfg.mutations(generation))
+            n = cfg.mutations(generation)
+            dims = mutate_widths(parent.widths, widths, rng, n, allowed)
             kids.append(
                 WidthCandidate(len(history) + len(kids), generation, dims, float(reward(dims)))
             )

@@ -76,6 +76,38 @@ def plot_candidates(
     plt.close(fig)
 
 
+def _shares_text(a: dict[str, Any]) -> str:
+    nan = float("nan")
+    return (
+        f"{a['identical_share']:.0%} identical, {a['within_one_step_share']:.0%} within one step"
+        f" ({a.get('identical_weighted_share', nan):.0%} and "
+        f"{a.get('within_one_step_weighted_share', nan):.0%} of the rows)"
+    )
+
+
+def agreement_line(agree: dict[str, Any], capped: bool) -> str:
+    """The agreement across seeds in words: over all features, how many have a single
+    allowed width (they agree by construction), and over the others.
+
+    Example::
+
+        agreement_line(summary["agreement"], summary["cap_at_rows"])
+    """
+    n = agree.get("feature_count", len(agree.get("features", {})))
+    text = f"Agreement of the policy's widths across {agree['runs']} seeds, over all {n} features: "
+    text += _shares_text(agree) + "."
+    single = agree.get("single_choice_features")
+    multi = agree.get("multi_choice")
+    if single is not None and multi is not None:
+        why = " (widths capped at the table's rows)" if capped else ""
+        text += f" {single} of {n} features have a single allowed width{why}"
+        if multi["feature_count"]:
+            text += f"; over the {multi['feature_count']} with a choice: {_shares_text(multi)}."
+        else:
+            text += "."
+    return text
+
+
 def write_report(
     out: str | Path,
     summary: dict[str, Any],
@@ -115,14 +147,8 @@ def write_report(
                 f"| {kind} | {r['seed']} | {p['params']:,} | {p['auc']:.4f} | "
                 f"{p['logloss']:.4f} | {p['reward']:.4f} |"
             )
+    lines += ["", agreement_line(agree, summary.get("cap_at_rows", False)), ""]
     lines += [
-        "",
-        f"Agreement of the policy's widths across {agree['runs']} seeds: "
-        f"{agree['identical_share']:.0%} of features identical, "
-        f"{agree['within_one_step_share']:.0%} within one step "
-        f"({agree.get('identical_weighted_share', float('nan')):.0%} and "
-        f"{agree.get('within_one_step_weighted_share', float('nan')):.0%} of the rows).",
-        "",
         "![width per feature](embedding_widths.png)",
         "",
         "![parameters against reward](embedding_candidates.png)",

@@ -5,7 +5,8 @@ moving average of the step losses of the steps that drew that width for that fea
 feature's draw is a mixture: with weight ``uniform_floor`` uniform over its widths, else a
 softmax of its running losses standardized over its widths (divided by ``temperature``);
 widths not drawn yet count as the feature's worst. So every width keeps a probability of at
-least ``uniform_floor / len(widths)``.
+least ``uniform_floor / len(widths)``. With ``allowed`` (widths capped at a table's rows) a
+feature draws among its own widths only, by the same rule over them.
 
 The state lives in buffers, so it is saved and restored with the model's checkpoints; the
 draw of step ``s`` comes from ``(seed, s)`` and that state alone, so every rank (fed the
@@ -31,6 +32,7 @@ class AdaptiveWidthSampler(nn.Module):
         loss_decay: decay of the running loss.
         temperature: softmax temperature over standardized running losses.
         seed: the run's seed.
+        allowed: each feature's own widths, a subset of ``widths`` (default: all).
 
     Example::
 
@@ -50,6 +52,7 @@ class AdaptiveWidthSampler(nn.Module):
         loss_decay: float = 0.9,
         temperature: float = 1.0,
         seed: int = 0,
+        allowed: Mapping[str, Sequence[int]] | None = None,
     ) -> None:
         super().__init__()
         self.feature_names = list(feature_names)
@@ -59,15 +62,32 @@ class AdaptiveWidthSampler(nn.Module):
         self.loss_decay = loss_decay
         self.temperature = temperature
         self.seed = seed
+        allowed = allowed or {}
+        #: ``(feature index, its width columns)`` of the features with fewer than all widths.
+        self.restricted = [
+            (i, [self._column[w] for w in sorted(allowed[f])])
+            for i, f in enumerate(self.feature_names)
+            if f in allowed and len(allowed[f]) < len(self.widths)
+        ]
         shape = (len(self.feature_names), len(self.widths))
         self.register_buffer("running_loss", torch.zeros(shape, dtype=torch.float64))
         self.register_buffer("counts", torch.zeros(shape, dtype=torch.long))
 
     def probabilities(self) -> torch.Tensor:
-        """``[F, W]``: each feature's distribution over its widths."""
+        """``[F, W]``: each feature's distribution over its widths (zero at widths it is not
+        allowed)."""
         loss = self.running_loss.detach().cpu().clone()
         seen = self.counts.detach().cpu() > 0
-        uniform = torch.full_like(loss, 1.0 / len(self.widths))
+        probs = self._mixture(loss, seen)
+        for i, cols in self.restricted:
+            row = torch.zeros_like(probs[i])
+            row[cols] = self._mixture(loss[i : i + 1, cols], seen[i : i + 1, cols])[0]
+            probs[i] = row
+        return probs
+
+    def _mixture(self, loss: torch.Tensor, seen: torch.Tensor) -> torch.Tensor:
+        """The floor-and-softmax mixture of each row of running losses ``[n, k]``."""
+        uniform = torch.full_like(loss, 1.0 / loss.shape[1])
         worst = torch.where(seen, loss, torch.full_like(loss, -torch.inf)).amax(dim=1)
         loss = torch.where(seen, loss, worst.unsqueeze(1))
         any_seen = seen.any(dim=1, keepdim=True)

@@ -96,7 +96,8 @@ class WidthScorer:
 
 class WidthObjective:
     """The reward of a width choice: its score (AUC, or minus the logloss) minus
-    ``penalty`` times its relative excess over the budget, ``max(0, P / budget - 1)``.
+    ``penalty`` times its relative excess over the budget, ``max(0, P / budget - 1)``, minus
+    ``size_weight * P / budget`` (a tie-break toward fewer parameters; 0 by default).
 
     Args:
         scorer: the validation metrics.
@@ -105,6 +106,7 @@ class WidthObjective:
         budget: the parameter budget (a count).
         metric: ``auc`` or ``logloss``.
         penalty: the penalty per unit of relative excess.
+        size_weight: the cost per unit of ``P / budget``.
     """
 
     def __init__(
@@ -115,6 +117,7 @@ class WidthObjective:
         budget: int,
         metric: str = "auc",
         penalty: float = 1.0,
+        size_weight: float = 0.0,
     ) -> None:
         if metric not in ("auc", "logloss"):
             raise ValueError(f"WidthObjective: metric {metric!r} is not 'auc' or 'logloss'")
@@ -124,6 +127,7 @@ class WidthObjective:
         self.budget = budget
         self.metric = metric
         self.penalty = penalty
+        self.size_weight = size_weight
 
     def params(self, widths: Mapping[str, int]) -> int:
         return embedding_params(widths, self.rows, self.token_width)
@@ -134,8 +138,9 @@ class WidthObjective:
         return m["auc"] if self.metric == "auc" else -m["logloss"]
 
     def __call__(self, widths: dict[str, int]) -> float:
-        excess = max(0.0, self.params(widths) / self.budget - 1.0)
-        return self.score(widths) - self.penalty * excess
+        size = self.params(widths) / self.budget
+        reward = self.score(widths) - self.penalty * max(0.0, size - 1.0)
+        return reward - self.size_weight * size if self.size_weight else reward
 
     def describe(self, widths: Mapping[str, int]) -> dict[str, Any]:
         """Metrics, parameters, whether within budget, and reward of ``widths``."""

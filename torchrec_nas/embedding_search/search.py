@@ -24,6 +24,7 @@ from torchrec_nas.embedding_search.stage1 import (
     STAGE_DIR,
     load_embedding_supernet,
     run_embedding_supernet,
+    stage_widths,
 )
 from torchrec_nas.progress import progress_bar
 from torchrec_nas.runtime.base import Runtime
@@ -36,9 +37,11 @@ class EmbeddingSizeSearch:
     width per feature under the budget with a REINFORCE policy (one run per
     ``embedding_search.seeds``) and with regularized evolution.
 
-    The chosen widths are the policy's pick of the seed with the highest reward. Stage 1
-    resumes from its checkpoints; stage 2 replays from its score cache, so a killed run
-    resumes to the same result.
+    The chosen widths are the policy's pick of the seed with the highest reward. With
+    ``embedding_search.cap_at_rows`` each feature's widths stop at its table's rows
+    (:func:`~torchrec_nas.space_widths.width_cap`), in both stages.
+    Stage 1 resumes from its checkpoints; stage 2 replays from its score cache, so a killed
+    run resumes to the same result.
 
     Args:
         cfg: the run's config (``embedding_search:`` section).
@@ -68,7 +71,11 @@ class EmbeddingSizeSearch:
         self.rows = dict(zip(spec.sparse_names, spec.num_embeddings))
         self.token_width = cfg.space.embedding_dim
         es = cfg.embedding_search
-        self.budget = resolve_budget(es.budget, self.rows, es.widths, self.token_width)
+        #: Each feature's widths in both stages: capped at its rows, or every width.
+        self.allowed = stage_widths(cfg, spec)
+        self.budget = resolve_budget(
+            es.budget, self.rows, es.widths, self.token_width, self.allowed
+        )
 
     def train_supernet(self) -> dict[str, Any]:
         """Stage 1 (every rank); returns ``embedding_search/supernet.json``'s summary."""
@@ -82,7 +89,13 @@ class EmbeddingSizeSearch:
         cache = storage.join(self.out, STAGE_DIR, "scores.jsonl")
         scorer = WidthScorer(model, self.data.val, es.val_batches, cache, self.runtime.device)
         return WidthObjective(
-            scorer, self.rows, self.token_width, self.budget, es.score, es.penalty
+            scorer,
+            self.rows,
+            self.token_width,
+            self.budget,
+            es.score,
+            es.penalty,
+            es.size_weight,
         )
 
     def search(self, objective: WidthObjective, seed: int) -> dict[str, Any]:
@@ -90,7 +103,13 @@ class EmbeddingSizeSearch:
         es = self.cfg.embedding_search
         features = list(self.rows)
         policy = WidthPolicy(
-            features, es.widths, es.policy_lr, es.baseline_decay, es.policy_samples, seed
+            features,
+            es.widths,
+            es.policy_lr,
+            es.baseline_decay,
+            es.policy_samples,
+            seed,
+            self.allowed,
         )
         bar = progress_bar(es.policy_steps, f"policy seed {seed}", "step", enabled=es.progress)
         steps = []
@@ -115,7 +134,9 @@ class EmbeddingSizeSearch:
         def repair(dims: dict[str, int], rng: random.Random) -> dict[str, int]:
             return fit_to_budget(dims, es.widths, objective.params, self.budget, rng)
 
-        evolution = evolve_widths(features, es.widths, es.evolution, objective, seed, repair)
+        evolution = evolve_widths(
+            features, es.widths, es.evolution, objective, seed, repair, self.allowed
+        )
         best = max(evolution, key=lambda c: (c.reward, -c.index))
         return {
             "seed": seed,
@@ -161,11 +182,16 @@ class EmbeddingSizeSearch:
             "budget": self.budget,
             "score": es.score,
             "widths": sorted(es.widths),
+            "cap_at_rows": es.cap_at_rows,
+            "allowed_widths": {f: list(ws) for f, ws in self.allowed.items()},
             "seeds": [{k: r[k] for k in ("seed", "policy", "evolution")} for r in runs],
-            # Also weighted by table rows: the share of the uniform model's parameters.
-            "agreement": agreement([r["policy"]["widths"] for r in runs], es.widths, self.rows),
+            # Also weighted by table rows (the share of the uniform model's parameters), and
+            # over the features with more than one allowed width.
+            "agreement": agreement(
+                [r["policy"]["widths"] for r in runs], es.widths, self.rows, self.allowed
+            ),
             "evolution_agreement": agreement(
-                [r["evolution"]["widths"] for r in runs], es.widths, self.rows
+                [r["evolution"]["widths"] for r in runs], es.widths, self.rows, self.allowed
             ),
             "candidates_scored": len(objective.scorer.cache),
             "stage1": stage1,

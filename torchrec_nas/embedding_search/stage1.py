@@ -1,6 +1,11 @@
 """Stage 1: train the embedding supernet with adaptive width sampling, on the project's
 :class:`~torchrec_nas.runtime.trainer.Trainer` and runtime (one process or DMP), with its
-checkpoints."""
+checkpoints.
+
+With ``embedding_search.cap_at_rows`` stage 1 draws each feature's width among its capped
+widths only, as stage 2 searches them: the prefix weights a tiny table shares along the width
+are then trained for the widths it can be given, not a compromise with wider ones it cannot.
+"""
 
 from __future__ import annotations
 
@@ -29,6 +34,7 @@ from torchrec_nas.models import NASRecSubnet, build_baseline
 from torchrec_nas.runtime.base import Runtime
 from torchrec_nas.runtime.callbacks import standard_callbacks
 from torchrec_nas.runtime.trainer import Trainer, batches_per_epoch
+from torchrec_nas.space_widths import allowed_widths
 from torchrec_nas.train.checkpoint import load_checkpoint, save_atomic, write_json_atomic
 
 #: Where the stages write under ``--out``.
@@ -69,6 +75,18 @@ def interaction_head(cfg: Config, spec: DataSpec) -> nn.Module:
     return subnet.interaction
 
 
+def stage_widths(cfg: Config, spec: DataSpec) -> dict[str, tuple[int, ...]]:
+    """Each feature's widths: capped at its table's rows (``cap_at_rows``), or all.
+
+    Example::
+
+        stage_widths(cfg, data.spec)["cat_0"]   # (4,) for a table of 4 rows
+    """
+    es = cfg.embedding_search
+    rows = dict(zip(spec.sparse_names, spec.num_embeddings))
+    return allowed_widths(es.widths, rows if es.cap_at_rows else list(rows))
+
+
 def build_embedding_supernet(cfg: Config, spec: DataSpec) -> EmbeddingSupernet:
     """The embedding supernet (seeded, on CPU) with its adaptive sampler as ``sampler``.
 
@@ -89,6 +107,7 @@ def build_embedding_supernet(cfg: Config, spec: DataSpec) -> EmbeddingSupernet:
         es.loss_decay,
         es.temperature,
         cfg.seed,
+        stage_widths(cfg, spec),
     )
     return model
 
@@ -103,6 +122,7 @@ def supernet_meta(cfg: Config, spec: DataSpec) -> dict[str, Any]:
         "token_width": cfg.space.embedding_dim,
         "projection": "every width",  # the token width included (see modules.py)
         "seed": cfg.seed,
+        "cap_at_rows": es.cap_at_rows,
     }
 
 
@@ -118,7 +138,8 @@ def load_embedding_supernet(cfg: Config, spec: DataSpec, out: str | Path) -> Emb
     if state is None:
         raise FileNotFoundError(f"{path}: no embedding supernet here; run stage 1 first")
     meta = supernet_meta(cfg, spec)
-    for key in ("spec", "widths", "interaction", "token_width", "projection"):
+    state.setdefault("cap_at_rows", False)  # supernets trained before caps drew every width
+    for key in ("spec", "widths", "interaction", "token_width", "projection", "cap_at_rows"):
         if state.get(key) != meta[key]:
             raise ValueError(f"{path}: the supernet was trained with another {key}")
     model = build_embedding_supernet(cfg, spec)
@@ -149,7 +170,9 @@ def run_embedding_supernet(
     inner = runtime.unwrap(model)
     sampler: AdaptiveWidthSampler = inner.sampler  # type: ignore[assignment]
     token = cfg.space.embedding_dim
-    probe = {f: token if token in es.widths else max(es.widths) for f in sampler.feature_names}
+    probe_width = token if token in es.widths else max(es.widths)
+    own = stage_widths(cfg, data.spec)  # each probe width within the feature's cap
+    probe = {f: max(w for w in own[f] if w <= max(probe_width, own[f][0])) for f in own}
 
     def train_loss(batch: Batch, step: int) -> torch.Tensor:
         widths = sampler.sample(step)

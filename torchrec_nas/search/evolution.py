@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -21,6 +21,7 @@ from torchrec_nas.progress import progress_bar
 from torchrec_nas.search.history import Evaluation, SearchHistory
 from torchrec_nas.search.objective import ObjectiveConfig
 from torchrec_nas.space import Architecture, SearchSpace
+from torchrec_nas.space_widths import Features
 
 Evaluate = Callable[[Architecture], dict[str, float]]
 Costs = Callable[[Architecture], dict[str, float]]
@@ -163,12 +164,13 @@ class RegularizedEvolution:
         space: SearchSpace,
         cfg: EvolutionConfig,
         seed: int = 2018,
-        features: Sequence[str] = (),
+        features: Features = (),
     ) -> None:
         self.space = space
         self.cfg = cfg
         self.seed = seed
-        self.features = tuple(features)
+        self.rows = dict(features) if isinstance(features, Mapping) else None
+        self.features: Features = self.rows if self.rows is not None else tuple(features)
 
     def initial_population(self) -> list[Architecture]:
         """The random initial population: ``population`` distinct canonical architectures."""
@@ -182,7 +184,8 @@ class RegularizedEvolution:
         for _ in range(self.cfg.children):
             contestants = rng.sample(population, min(self.cfg.tournament, len(population)))
             parent = min(contestants, key=lambda r: (r.score, r.index))
-            kids.append(self.space.mutate(parent.arch, rng, self.cfg.mutations(generation)))
+            n = self.cfg.mutations(generation)
+            kids.append(self.space.mutate(parent.arch, rng, n, self.rows))
         return kids
 
     def run(
@@ -221,16 +224,19 @@ class RandomSearch:
         space: the search space.
         candidates: how many to draw.
         seed: the search's seed.
-        features: sparse feature names, to draw widths (see :class:`RegularizedEvolution`).
+        features: sparse feature names or their rows, to draw widths (see
+            :class:`RegularizedEvolution`).
     """
 
     def __init__(
-        self, space: SearchSpace, candidates: int, seed: int = 2018, features: Sequence[str] = ()
+        self, space: SearchSpace, candidates: int, seed: int = 2018, features: Features = ()
     ) -> None:
         self.space = space
         self.candidates = candidates
         self.seed = seed
-        self.features = tuple(features)
+        self.features: Features = (
+            dict(features) if isinstance(features, Mapping) else tuple(features)
+        )
 
     def run(
         self,
@@ -252,10 +258,11 @@ class RandomSearch:
 
 
 def make_strategy(
-    space: SearchSpace, cfg: EvolutionConfig, seed: int, features: Sequence[str] = ()
+    space: SearchSpace, cfg: EvolutionConfig, seed: int, features: Features = ()
 ) -> RegularizedEvolution | RandomSearch:
-    """The strategy the config names; ``features`` (sparse feature names) turn on the joint
-    search of embedding widths where ``space.embedding_widths`` lists some."""
+    """The strategy the config names; ``features`` (sparse feature names, or ``{feature:
+    rows}`` to cap each width at its table's rows) turn on the joint search of embedding
+    widths where ``space.embedding_widths`` lists some."""
     if cfg.strategy == "random":
         return RandomSearch(space, cfg.total_candidates, seed, features)
     return RegularizedEvolution(space, cfg, seed, features)

@@ -60,9 +60,10 @@ def search_provenance(cfg: Config, spec: DataSpec, supernet: str | Path) -> dict
     """The record a search's history is tied to: ``config``, ``seed`` and ``supernet``.
 
     ``config`` fingerprints every setting that changes a candidate's score or the candidates
-    proposed: the search space, the search settings (strategy, fine-tuning, objective; not the
-    progress bar, nor ``rerank``, which trains after the history is complete and caches its
-    own results by recipe), the data settings and the data's features and tables.
+    proposed: the search space (with widths, ``embedding_search.cap_at_rows`` too), the search
+    settings (strategy, fine-tuning, objective; not the progress bar, nor ``rerank``, which
+    trains after the history is complete and caches its own results by recipe), the data
+    settings and the data's features and tables.
 
     Args:
         cfg: the run's config.
@@ -80,7 +81,14 @@ def search_provenance(cfg: Config, spec: DataSpec, supernet: str | Path) -> dict
     data = asdict(cfg.data)
     for name in _DATA_FIELDS_WITHOUT_EFFECT:
         data.pop(name, None)
-    config = {"space": asdict(cfg.space), "search": search, "data": data, "spec": spec.to_dict()}
+    config: dict[str, Any] = {
+        "space": asdict(cfg.space),
+        "search": search,
+        "data": data,
+        "spec": spec.to_dict(),
+    }
+    if cfg.space.embedding_widths:  # the joint search's widths stop at the rows, or not
+        config["cap_at_rows"] = cfg.embedding_search.cap_at_rows
     return {
         "config": fingerprint(config),
         "seed": str(cfg.seed),

@@ -148,8 +148,12 @@ def run_search(
     if runtime.is_primary:
         provenance = search_provenance(cfg, data.spec, supernet_source(cfg, out, runtime))
     history = replicated_history(storage.join(out, "history.jsonl"), runtime, provenance)
-    # With space.embedding_widths, every candidate also carries one width per feature.
-    strategy = make_strategy(cfg.space, cfg.search, cfg.seed, data.spec.sparse_names)
+    # With space.embedding_widths, every candidate also carries one width per feature,
+    # capped at its table's rows unless embedding_search.cap_at_rows is off.
+    spec = data.spec
+    rows = dict(zip(spec.sparse_names, spec.num_embeddings))
+    features = rows if cfg.embedding_search.cap_at_rows else spec.sparse_names
+    strategy = make_strategy(cfg.space, cfg.search, cfg.seed, features)
     progress = cfg.search.progress and runtime.is_primary
     best = strategy.run(score, history, costs, objective, progress)
     reranked: list[dict[str, Any]] | None = None
