@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from test_rerank import TINY
 
-from torchrec_nas.architecture import Architecture
+from torchrec_nas.architecture import Architecture, liveness
 from torchrec_nas.config import Config
 from torchrec_nas.space import SearchSpace
 from torchrec_nas.stages import run_search, run_supernet
@@ -204,3 +204,38 @@ def test_a_searched_model_replaces_the_baseline_only_beyond_its_noise(
     assert a["logloss"] == losses["a"] and a["margin"] == pytest.approx(
         sum(losses["b"]) / 3 - sum(losses["a"]) / 3
     )
+
+
+def test_a_mutant_over_the_budget_is_repaired_by_narrowing_a_live_block() -> None:
+    from test_baseline_space import DENSE_ARCH, OVER_ARCH, _demo_space
+
+    from torchrec_nas.baseline_archs import dcn_architecture
+    from torchrec_nas.stages.rerank import _mutant
+
+    space = _demo_space()
+    parent = dcn_architecture(space, DENSE_ARCH, OVER_ARCH, layer_norm=False)
+
+    def costs(arch: Architecture) -> dict[str, float]:  # the live blocks' widths
+        live = liveness(arch)
+        return {"flops": float(sum(b.dense_dim for b, v in zip(arch.blocks, live) if v.dense_op))}
+
+    cfg = Config.load(Path(__file__).parents[1] / "configs" / "demo.yaml")
+    objective = dataclasses.replace(cfg.search.objective, budgets={"flops": costs(parent)["flops"]})
+    cfg = dataclasses.replace(
+        cfg, space=space, search=dataclasses.replace(cfg.search, objective=objective)
+    )
+    rng = random.Random(0)
+    seen = {parent.canonical_hash()}
+    repaired = 0
+    for _ in range(30):
+        child = _mutant(cfg, parent, rng, seen, costs)
+        assert child is not None and child.canonical_hash() not in seen
+        assert costs(child)["flops"] <= costs(parent)["flops"]
+        assert not child.layer_norm
+        seen.add(child.canonical_hash())
+        widths = [b.dense_dim for b in child.blocks]
+        repaired += any(w < p.dense_dim for w, p in zip(widths, parent.blocks)) and any(
+            w > p.dense_dim or b.dense_op != p.dense_op
+            for w, b, p in zip(widths, child.blocks, parent.blocks)
+        )
+    assert repaired  # some moves that cost more were paid for by a narrower block

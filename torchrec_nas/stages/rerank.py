@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from torchrec_nas import storage
-from torchrec_nas.architecture import Architecture, ArchitectureError
+from torchrec_nas.architecture import Architecture, ArchitectureError, liveness
 from torchrec_nas.baseline_archs import dcn_architecture, dlrm_architecture
 from torchrec_nas.config import Config
 from torchrec_nas.data import DataSplits
+from torchrec_nas.progress import progress_bar
 from torchrec_nas.runtime.base import Runtime
 from torchrec_nas.runtime.trainer import batches_per_epoch
 from torchrec_nas.search.history import Evaluation, SearchHistory
@@ -182,14 +183,25 @@ def rerank(
     norms = rr.layer_norm if cfg.space.layer_norm else [False]
     rows: list[dict[str, Any]] = []
     trained: dict[str, tuple[_Candidate, dict[str, Any]]] = {}
+    # The most trainings the stage can run (duplicates and a spent neighbourhood run fewer).
+    total = len(pool) * len(norms) + rr.local_rounds * rr.local_children
+    total += (rr.confirm_top + len(rr.baselines)) * rr.confirm_seeds
+    bar = progress_bar(total, "stand-alone", "model", enabled=cfg.search.progress)
+
+    def fit(arch: Architecture, s: int) -> dict[str, Any]:
+        result = trainer(arch, s)
+        bar.update(1)
+        return result
 
     def train(cand: _Candidate) -> None:
         h = cand.arch.canonical_hash()
         if h in trained:
             return
-        result = trainer(cand.arch, seed)
+        result = fit(cand.arch, seed)
         trained[h] = (cand, result)
         rows.append(_row(cand, h, result, costs))
+        best = min(r["val"]["logloss"] for _, r in trained.values())
+        bar.set_postfix(origin=cand.origin, val_logloss=f"{best:.4f}", refresh=False)
 
     for cand in pool:
         for norm in norms:
@@ -202,7 +214,8 @@ def rerank(
             if child is None:
                 break  # the neighbourhood within the budgets is exhausted
             train(_Candidate(child, f"local:{r + 1}"))
-    pick = _confirm(rr.confirm_top, rr.confirm_seeds, seed, trained, rows, trainer)
+    pick = _confirm(rr.confirm_top, rr.confirm_seeds, seed, trained, rows, fit)
+    bar.close()
     for row in rows:
         row["picked"] = row["hash"] == pick.arch.canonical_hash()
     return _evaluation(pick, trained, costs), rows + skipped
@@ -214,7 +227,7 @@ def _confirm(
     seed: int,
     trained: dict[str, tuple[_Candidate, dict[str, Any]]],
     rows: list[dict[str, Any]],
-    trainer: StandaloneTrainer,
+    trainer: Callable[[Architecture, int], dict[str, Any]],
 ) -> _Candidate:
     """The pick: the best single-seed candidate or, with ``extra_seeds``, the lowest mean
     validation logloss of the ``top`` best and of each baseline's best (the reference a
@@ -276,15 +289,45 @@ def _mutant(
     costs: Callable[[Architecture], dict[str, float]] | None,
 ) -> Architecture | None:
     """A mutation of one or two genes of ``parent``, within the budgets and not yet trained
-    (it keeps ``parent``'s ``layer_norm``); ``None`` after 200 draws without one."""
+    (it keeps ``parent``'s ``layer_norm``); ``None`` after 200 draws without one.
+
+    A mutant over a budget is repaired rather than dropped: a randomly chosen live block's
+    dense width steps down to the next narrower choice until it fits (at most 8 steps), so a
+    move that costs more (a gating layer for a plain one) can be paid for elsewhere."""
     for _ in range(200):
         child = cfg.space.mutate(parent, rng, rng.choice((1, 2)))
-        h = child.canonical_hash()
-        if h in seen:
+        for _step in range(9):
+            if not _over_budget(cfg, costs(child) if costs else {}):
+                break
+            narrower = _narrower(cfg, child, rng)
+            if narrower is None:
+                break
+            child = narrower
+        else:
+            continue
+        if child.canonical_hash() in seen:
             continue
         if not _over_budget(cfg, costs(child) if costs else {}):
             return child
     return None
+
+
+def _narrower(cfg: Config, arch: Architecture, rng: random.Random) -> Architecture | None:
+    """``arch`` with one random live block's dense width one choice narrower (``None`` when
+    every live block is at the narrowest)."""
+    dims = sorted(cfg.space.dense_dims)
+    live = liveness(arch)
+    options = [
+        i
+        for i, b in enumerate(arch.blocks)
+        if live[i].dense_op and b.dense_dim in dims and dims.index(b.dense_dim) > 0
+    ]
+    if not options:
+        return None
+    i = rng.choice(options)
+    blocks = list(arch.blocks)
+    blocks[i] = dataclasses.replace(blocks[i], dense_dim=dims[dims.index(blocks[i].dense_dim) - 1])
+    return dataclasses.replace(arch, blocks=tuple(blocks))
 
 
 def _row(
