@@ -126,6 +126,25 @@ def supernet_meta(cfg: Config, spec: DataSpec) -> dict[str, Any]:
     }
 
 
+def _check_stage_meta(path: str, meta: dict[str, Any], runtime: Runtime) -> None:
+    """Ties stage 1's checkpoints to the settings they train (``meta.json``, written on the
+    first run): a resumed stage 1 under other widths, caps, interaction, data or seed raises
+    ``ValueError`` naming the field, before any checkpoint is read."""
+    if storage.exists(path):
+        old = json.loads(storage.read_text(path))
+        for key, value in meta.items():
+            if old.get(key) != value:
+                raise ValueError(
+                    f"{path}: stage 1 was started with another {key} "
+                    f"({old.get(key)!r}, not {value!r}); use another --out"
+                    if key != "spec"
+                    else f"{path}: stage 1 was started on other data; use another --out"
+                )
+    elif runtime.is_primary:
+        write_json_atomic(path, meta)
+    runtime.barrier()
+
+
 def load_embedding_supernet(cfg: Config, spec: DataSpec, out: str | Path) -> EmbeddingSupernet:
     """The trained supernet of ``out`` (on CPU), checked against this config and data.
 
@@ -186,6 +205,7 @@ def run_embedding_supernet(
         return logits
 
     stage = storage.join(STAGE_DIR, "stage1")
+    _check_stage_meta(storage.join(out, stage, "meta.json"), supernet_meta(cfg, data.spec), runtime)
     checkpointer = runtime.checkpointer(cfg, out, stage)
     callbacks = standard_callbacks(es, storage.join(out, stage), checkpointer, runtime.is_primary)
     trainer = Trainer(
