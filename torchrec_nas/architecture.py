@@ -192,12 +192,7 @@ class Architecture:
         """Reads an architecture JSON file (for example ``best_arch.json``; a local path or
         URL)."""
         p = str(path)
-        if not storage.isfile(p):
-            raise ArchitectureError(f"{p}: architecture file not found")
-        try:
-            data = json.loads(storage.read_text(p))
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise ArchitectureError(f"{p}: not valid JSON: {e}") from e
+        data = storage.read_json(p, "architecture", ArchitectureError)
         # Files written by the search wrap the architecture with its scores.
         if isinstance(data, dict) and "architecture" in data and "blocks" not in data:
             data = data["architecture"]

@@ -21,6 +21,7 @@ Example::
 from __future__ import annotations
 
 import io
+import json
 import os
 import tempfile
 from collections.abc import Callable, Iterator
@@ -165,6 +166,22 @@ def open_file(path: PathLike, mode: str = "r", **kwargs: Any) -> IO[Any]:
 def read_text(path: PathLike) -> str:
     with open_file(path, "r", encoding="utf-8") as f:
         return str(f.read())
+
+
+def read_json(path: PathLike, what: str, error: type[Exception] = ValueError) -> Any:
+    """The JSON value of ``path`` (a local path or URL); a missing file or text that is not
+    JSON raises ``error`` with one line naming the path and ``what`` it should have been.
+
+    Example::
+
+        data = read_json("runs/demo/best_arch.json", "architecture", ArchitectureError)
+    """
+    if not isfile(path):
+        raise error(f"{path}: {what} file not found")
+    try:
+        return json.loads(read_text(path))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise error(f"{path}: not valid JSON: {e}") from e
 
 
 def read_bytes(path: PathLike) -> bytes:

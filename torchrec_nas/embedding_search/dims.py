@@ -38,12 +38,7 @@ def load_embedding_dims(dims: str | Path | Mapping[str, int]) -> EmbeddingDims:
     where = "embedding_dims"
     if not isinstance(dims, Mapping):
         where = str(dims)
-        if not storage.isfile(dims):
-            raise EmbeddingDimsError(f"{where}: embedding_dims file not found")
-        try:
-            dims = json.loads(storage.read_text(dims))
-        except json.JSONDecodeError as e:
-            raise EmbeddingDimsError(f"{where}: not valid JSON: {e}") from e
+        dims = storage.read_json(where, "embedding_dims", EmbeddingDimsError)
         if not isinstance(dims, Mapping):
             raise EmbeddingDimsError(f"{where}: expected an object {{feature: width}}")
     out: EmbeddingDims = {}
