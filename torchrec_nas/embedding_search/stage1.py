@@ -35,7 +35,12 @@ from torchrec_nas.runtime.base import Runtime
 from torchrec_nas.runtime.callbacks import standard_callbacks
 from torchrec_nas.runtime.trainer import Trainer, batches_per_epoch
 from torchrec_nas.space_widths import allowed_widths
-from torchrec_nas.train.checkpoint import load_checkpoint, save_atomic, write_json_atomic
+from torchrec_nas.train.checkpoint import (
+    check_record,
+    load_checkpoint,
+    save_atomic,
+    write_json_atomic,
+)
 
 #: Where the stages write under ``--out``.
 STAGE_DIR = "embedding_search"
@@ -130,18 +135,15 @@ def _check_stage_meta(path: str, meta: dict[str, Any], runtime: Runtime) -> None
     """Ties stage 1's checkpoints to the settings they train (``meta.json``, written on the
     first run): a resumed stage 1 under other widths, caps, interaction, data or seed raises
     ``ValueError`` naming the field, before any checkpoint is read."""
-    if storage.exists(path):
-        old = json.loads(storage.read_text(path))
-        for key, value in meta.items():
-            if old.get(key) != value:
-                raise ValueError(
-                    f"{path}: stage 1 was started with another {key} "
-                    f"({old.get(key)!r}, not {value!r}); use another --out"
-                    if key != "spec"
-                    else f"{path}: stage 1 was started on other data; use another --out"
-                )
-    elif runtime.is_primary:
-        write_json_atomic(path, meta)
+    old, changed = check_record(path, meta, write=runtime.is_primary)
+    if old is not None and changed:
+        key = next((k for k in meta if k in changed), changed[0])  # in the record's order
+        raise ValueError(
+            f"{path}: stage 1 was started with another {key} "
+            f"({old.get(key)!r}, not {meta.get(key)!r}); use another --out"
+            if key != "spec"
+            else f"{path}: stage 1 was started on other data; use another --out"
+        )
     runtime.barrier()
 
 

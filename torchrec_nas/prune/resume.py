@@ -3,13 +3,12 @@ made with is recorded beside them, and a rerun with another is refused."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from torchrec_nas import storage
 from torchrec_nas.prune.options import PruneOptions
-from torchrec_nas.train.checkpoint import write_json_atomic
+from torchrec_nas.train.checkpoint import check_record
 
 
 def schedule(
@@ -45,11 +44,7 @@ def check_resume(out: str, schedule: dict[str, Any]) -> None:
         check_resume("runs/demo/prune", {"targets": [0.5], "steps": 3})
     """
     path = storage.join(out, "prune_schedule.json")
-    if not storage.exists(path):
-        write_json_atomic(path, schedule)
-        return
-    before = json.loads(storage.read_text(path))
-    changed = sorted(k for k in set(before) | set(schedule) if before.get(k) != schedule.get(k))
+    _, changed = check_record(path, schedule)
     if changed:
         raise ValueError(
             f"{out}: holds a prune run with other {', '.join(changed)} ({path}); give a fresh "

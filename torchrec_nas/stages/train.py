@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from dataclasses import asdict
 from pathlib import Path
@@ -30,7 +29,7 @@ from torchrec_nas.search.provenance import fingerprint
 from torchrec_nas.space import Architecture
 from torchrec_nas.stages.models import ModelBuilder, final_candidates, model_costs, save_model
 from torchrec_nas.stages.spread import aggregate_seeds, compare_to_baselines
-from torchrec_nas.train.checkpoint import write_json_atomic
+from torchrec_nas.train.checkpoint import check_record, write_json_atomic
 from torchrec_nas.train.metrics import evaluate
 
 
@@ -79,16 +78,13 @@ def check_trial_model(out: str | Path, trial: str, model: nn.Module, runtime: Ru
         "parameters": fingerprint({k: list(v.shape) for k, v in model.state_dict().items()}),
     }
     path = storage.join(out, trial, "model.json")
-    if storage.exists(path):
-        old = json.loads(storage.read_text(path))
-        if old != record:
-            raise ValueError(
-                f"{path}: this trial trained another model (architecture "
-                f"{old.get('architecture')}, not {record['architecture']}); move "
-                f"{storage.join(out, 'train')} away or use another --out"
-            )
-    elif runtime.is_primary:
-        write_json_atomic(path, record)
+    old, changed = check_record(path, record, write=runtime.is_primary)
+    if old is not None and changed:
+        raise ValueError(
+            f"{path}: this trial trained another model (architecture "
+            f"{old.get('architecture')}, not {record['architecture']}); move "
+            f"{storage.join(out, 'train')} away or use another --out"
+        )
     runtime.barrier()
 
 

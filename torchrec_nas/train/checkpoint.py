@@ -77,3 +77,26 @@ def load_checkpoint(path: str | Path, what: str = "checkpoint") -> dict[str, Any
     if not isinstance(state, dict):
         raise CheckpointError(f"{path}: not a {what} written by torchrec_nas")
     return state
+
+
+def check_record(
+    path: str | Path, record: dict[str, Any], write: bool = True
+) -> tuple[dict[str, Any] | None, list[str]]:
+    """Ties a directory to what made it: the first run writes ``record`` to ``path`` (when
+    ``write``; other ranks pass ``False``), a later one compares.
+
+    Returns:
+        ``(recorded, changed)``: what ``path`` held before (``None`` on the first run) and the
+        sorted keys whose values differ from ``record`` (empty when it resumes cleanly).
+
+    Example::
+
+        _, changed = check_record("runs/x/prune/prune_schedule.json", {"steps": 3})
+    """
+    if not storage.exists(path):
+        if write:
+            write_json_atomic(path, record)
+        return None, []
+    before = json.loads(storage.read_text(path))
+    changed = sorted(k for k in set(before) | set(record) if before.get(k) != record.get(k))
+    return before, changed
