@@ -17,7 +17,13 @@ from torchrec_nas.architecture import Architecture, liveness
 from torchrec_nas.config import Config
 from torchrec_nas.space import SearchSpace
 from torchrec_nas.stages import run_search, run_supernet
-from torchrec_nas.stages.rerank import _Candidate, _confirm, baseline_candidates, resolve_budgets
+from torchrec_nas.stages.rerank import (
+    _Candidate,
+    _confirm,
+    baseline_architecture,
+    baseline_candidates,
+    resolve_budgets,
+)
 
 # The tiny space plus DCN-v2's cross; baselines 16-wide so that they fit its widths.
 LOCAL = (
@@ -147,9 +153,8 @@ def test_a_budget_may_name_a_baseline(tmp_path: Path) -> None:
     )
     cfg = Config.load(tmp_path / "c.yaml")
     assert cfg.search.objective.budgets == {"flops": "dcn"}
-    dcn = baseline_candidates(cfg, None)  # no rerank.baselines filter: dcn and dlrm listed
-    arch = next(a for name, a, _ in dcn if name == "dcn")
-    assert arch is not None
+    arch = baseline_architecture(cfg, "dcn")
+    assert not arch.layer_norm
     resolved = resolve_budgets(cfg, lambda a: {"flops": 1234.0 if a == arch else 0.0})
     assert resolved.search.objective.budgets == {"flops": 1234.0}
     # dlrm needs dlrm_dot, which this space lacks: the error names the budget.

@@ -60,16 +60,28 @@ class ObjectiveConfig:
                 f"embedding_mode: {self.embedding_mode!r} is not near_memory or in_crossbar"
             )
 
-    def score(self, metrics: dict[str, float], costs: dict[str, float]) -> float:
-        """The value to minimize, or ``inf`` when a budget is exceeded."""
-        values = {**costs, **metrics}
+    def over_budget(self, values: dict[str, float]) -> str:
+        """The first budget that ``values`` exceed, as ``"flops 7e+05 over the budget
+        6.3e+05"``, or ``""``; budgets on names ``values`` lacks are not checked.
+
+        Raises:
+            ValueError: a budget still names a baseline (see ``budgets``).
+        """
         for name, limit in self.budgets.items():
             if isinstance(limit, str):
                 raise ValueError(f"budgets.{name}: {limit!r} is not resolved to a number")
+            if name in values and values[name] > limit:
+                return f"{name} {values[name]:.6g} over the budget {limit:.6g}"
+        return ""
+
+    def score(self, metrics: dict[str, float], costs: dict[str, float]) -> float:
+        """The value to minimize, or ``inf`` when a budget is exceeded."""
+        values = {**costs, **metrics}
+        for name in self.budgets:
             if name not in values:
                 raise KeyError(f"budget on {name!r}, which is neither measured nor costed")
-            if values[name] > limit:
-                return math.inf
+        if self.over_budget(values):
+            return math.inf
         if self.metric not in values:
             raise KeyError(f"objective {self.metric!r} is neither measured nor costed")
         value = values[self.metric]

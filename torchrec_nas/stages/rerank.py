@@ -106,7 +106,7 @@ def resolve_budgets(cfg: Config, costs: Callable[[Architecture], dict[str, float
 
 
 def baseline_candidates(
-    cfg: Config, costs: Callable[[Architecture], dict[str, float]] | None
+    cfg: Config, costs: Callable[[Architecture], dict[str, float]]
 ) -> list[tuple[str, Architecture | None, str]]:
     """``search.rerank.baselines`` as architectures of the space, without LayerNorms:
     ``(name, architecture or None, why it is left out)`` for each (not in the space, or over
@@ -118,16 +118,9 @@ def baseline_candidates(
         except ArchitectureError as e:
             out.append((name, None, f"not an architecture of the space: {e}"))
             continue
-        over = _over_budget(cfg, costs(arch) if costs else {})
+        over = cfg.search.objective.over_budget(costs(arch))
         out.append((name, None, over) if over else (name, arch, ""))
     return out
-
-
-def _over_budget(cfg: Config, costs: dict[str, float]) -> str:
-    for name, limit in cfg.search.objective.budgets.items():
-        if name in costs and not isinstance(limit, str) and costs[name] > limit:
-            return f"{name} {costs[name]:.6g} over the budget {limit:.6g}"
-    return ""
 
 
 def rerank(
@@ -136,7 +129,7 @@ def rerank(
     runtime: Runtime,
     data: DataSplits,
     history: SearchHistory,
-    costs: Callable[[Architecture], dict[str, float]] | None = None,
+    costs: Callable[[Architecture], dict[str, float]],
 ) -> tuple[Evaluation, list[dict[str, Any]]]:
     """Trains the stage's candidates stand-alone (``search.rerank``: the supernet's
     ``top_k``, the ``baselines``, each under every ``layer_norm`` value, then
@@ -150,8 +143,7 @@ def rerank(
         runtime: one process.
         data: the data splits.
         history: the finished search's history.
-        costs: the search's cost model (needed for baselines and hill climbing, which the
-            budgets constrain).
+        costs: the search's cost model (the budgets constrain baselines and mutants).
 
     Raises:
         ValueError: when no candidate fits the budgets, the run is distributed, or ``out`` is
@@ -159,7 +151,7 @@ def rerank(
 
     Example::
 
-        best, rows = rerank(cfg, "runs/demo", LocalRuntime("cpu"), data, history)
+        best, rows = rerank(cfg, "runs/demo", LocalRuntime("cpu"), data, history, costs)
     """
     rr = cfg.search.rerank
     local = check_rerank(cfg, out, runtime)
@@ -286,7 +278,7 @@ def _mutant(
     parent: Architecture,
     rng: random.Random,
     seen: set[str],
-    costs: Callable[[Architecture], dict[str, float]] | None,
+    costs: Callable[[Architecture], dict[str, float]],
 ) -> Architecture | None:
     """A mutation of one or two genes of ``parent``, within the budgets and not yet trained
     (it keeps ``parent``'s ``layer_norm``); ``None`` after 200 draws without one.
@@ -297,7 +289,7 @@ def _mutant(
     for _ in range(200):
         child = cfg.space.mutate(parent, rng, rng.choice((1, 2)))
         for _step in range(9):
-            if not _over_budget(cfg, costs(child) if costs else {}):
+            if not cfg.search.objective.over_budget(costs(child)):
                 break
             narrower = _narrower(cfg, child, rng)
             if narrower is None:
@@ -307,7 +299,7 @@ def _mutant(
             continue
         if child.canonical_hash() in seen:
             continue
-        if not _over_budget(cfg, costs(child) if costs else {}):
+        if not cfg.search.objective.over_budget(costs(child)):
             return child
     return None
 
@@ -334,7 +326,7 @@ def _row(
     cand: _Candidate,
     h: str,
     result: dict[str, Any],
-    costs: Callable[[Architecture], dict[str, float]] | None,
+    costs: Callable[[Architecture], dict[str, float]],
 ) -> dict[str, Any]:
     rec = cand.evaluation
     return {
@@ -348,7 +340,7 @@ def _row(
         "test": result["test"],
         "steps": result["steps"],
         "seconds": result["seconds"],
-        "costs": rec.costs if rec is not None else (costs(cand.arch) if costs else {}),
+        "costs": rec.costs if rec is not None else costs(cand.arch),
         "architecture": cand.arch.to_dict(),
     }
 
@@ -356,7 +348,7 @@ def _row(
 def _evaluation(
     pick: _Candidate,
     trained: dict[str, tuple[_Candidate, dict[str, Any]]],
-    costs: Callable[[Architecture], dict[str, float]] | None,
+    costs: Callable[[Architecture], dict[str, float]],
 ) -> Evaluation:
     """The pick as an :class:`Evaluation`: the supernet's record (with the pick's
     ``layer_norm``) for its candidates; for baselines and mutants, index -1 and the
@@ -372,6 +364,6 @@ def _evaluation(
         arch=pick.arch,
         arch_hash=h,
         metrics=val,
-        costs=costs(pick.arch) if costs else {},
+        costs=costs(pick.arch),
         score=val["logloss"],
     )

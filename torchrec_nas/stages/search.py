@@ -116,6 +116,18 @@ def run_search(
     if cfg.search.rerank.enabled:
         check_rerank(cfg, out, runtime)
     data = data or runtime.data(cfg)
+    tables = data.spec.tables(cfg.space.embedding_dim)
+    dense_in = len(data.spec.dense_names)
+    objective = cfg.search.objective
+
+    def costs(arch: Architecture) -> dict[str, float]:
+        return architecture_costs(
+            arch, cfg.space, dense_in, tables, objective.hardware, objective.embedding_mode
+        )
+
+    # Budgets naming a baseline (flops: dcn) become numbers, before the supernet is loaded.
+    cfg = resolve_budgets(cfg, costs)
+    objective = cfg.search.objective
     model = unwrap_supernet(runtime, trained_supernet(cfg, out, runtime, data))
     ft = cfg.search.finetune
     evaluator = SupernetEvaluator(
@@ -133,17 +145,6 @@ def run_search(
         # bit-identical, so no rank's strategy drifts.
         return runtime.broadcast(evaluator(arch))
 
-    tables = data.spec.tables(cfg.space.embedding_dim)
-    dense_in = len(data.spec.dense_names)
-    objective = cfg.search.objective
-
-    def costs(arch: Architecture) -> dict[str, float]:
-        return architecture_costs(
-            arch, cfg.space, dense_in, tables, objective.hardware, objective.embedding_mode
-        )
-
-    cfg = resolve_budgets(cfg, costs)  # budgets naming a baseline (flops: dcn) become numbers
-    objective = cfg.search.objective
     provenance = None
     if runtime.is_primary:
         provenance = search_provenance(cfg, data.spec, supernet_source(cfg, out, runtime))
