@@ -15,6 +15,7 @@ from test_rerank import TINY
 
 from torchrec_nas.architecture import Architecture, liveness
 from torchrec_nas.config import Config
+from torchrec_nas.config_utils import ConfigError
 from torchrec_nas.space import SearchSpace
 from torchrec_nas.stages import run_search, run_supernet
 from torchrec_nas.stages.rerank import (
@@ -141,7 +142,7 @@ def test_bad_rerank_fields_are_named(tmp_path: Path) -> None:
                 "" if bad.startswith("layer_norm") else " layer_norm: [true, false],",
             )
         )
-        with pytest.raises(Exception, match=message.replace("[", r"\[")):
+        with pytest.raises(ConfigError, match=message.replace("[", r"\[")):
             Config.load(tmp_path / "c.yaml")
 
 
@@ -167,7 +168,7 @@ def test_a_budget_may_name_a_baseline(tmp_path: Path) -> None:
             "  allow_chance: true", "  objective: {budgets: {logloss: dcn}}\n  allow_chance: true"
         )
     )
-    with pytest.raises(Exception, match="budgets.logloss: 'dcn' is neither a number nor"):
+    with pytest.raises(ConfigError, match="budgets.logloss: 'dcn' is neither a number nor"):
         Config.load(tmp_path / "bad.yaml")
 
 
