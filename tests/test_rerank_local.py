@@ -108,6 +108,14 @@ def test_baselines_layer_norms_and_hill_climbing_are_trained_and_resume(tmp_path
     assert again["best"]["hash"] == picked[0]["hash"]
     assert (out / "rerank_cache.jsonl").read_text() == cache
     assert json.loads((out / "search.json").read_text())["rerank"] == again["rerank"]
+    # Killed mid-stage (only the first trainings cached): the rerun retrains the rest and ends
+    # where the uninterrupted run ended.
+    lines = [line for line in cache.splitlines() if line]
+    (out / "rerank_cache.jsonl").write_text("\n".join(lines[:5]) + "\n")
+    resumed = run_search(cfg, out)
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
+    assert strip(resumed["rerank"]) == strip(again["rerank"])
+    assert resumed["best"]["hash"] == picked[0]["hash"]
 
 
 def test_a_baseline_over_the_budget_is_skipped_by_name(tmp_path: Path) -> None:
