@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import random
+import re
 from pathlib import Path
 from typing import Any
 
@@ -136,6 +137,7 @@ def test_bad_rerank_fields_are_named(tmp_path: Path) -> None:
         ("baselines: [fm]", "baselines: 'fm' is not one of dlrm, dcn"),
         ("layer_norm: [true, true]", "layer_norm must list true, false or both once"),
         ("local_rounds: -1", "local_rounds must be >= 0"),
+        ("min_fraction: 1.5", "min_fraction must be in [0, 1), got 1.5"),
     ):
         (tmp_path / "c.yaml").write_text(
             LOCAL.replace(
@@ -150,7 +152,7 @@ def test_bad_rerank_fields_are_named(tmp_path: Path) -> None:
                 "" if bad.startswith("layer_norm") else " layer_norm: [true, false],",
             )
         )
-        with pytest.raises(ConfigError, match=message.replace("[", r"\[")):
+        with pytest.raises(ConfigError, match=re.escape(message)):
             Config.load(tmp_path / "c.yaml")
 
 

@@ -188,3 +188,26 @@ def test_tensorboard_is_skipped_cleanly_when_missing(
     assert not any(isinstance(c, TensorBoard) for c in standard_callbacks(cfg, tmp_path, None))
     monkeypatch.setattr(TensorBoard, "available", staticmethod(lambda: True))
     assert any(isinstance(c, TensorBoard) for c in standard_callbacks(cfg, tmp_path, None))
+
+
+def test_early_stopping_waits_for_its_minimum_share_of_the_steps() -> None:
+    from torchrec_nas.runtime.callbacks import EarlyStopping
+    from torchrec_nas.runtime.trainer import TrainState
+    from torchrec_nas.train.metrics import EvalResult
+
+    def run(min_fraction: float) -> int | None:
+        # The loss is best at the first validation and worse after (a warm-up peak).
+        stop = EarlyStopping(patience=2, min_fraction=min_fraction)
+        state = TrainState(desc="t", total=100)
+        for step, loss in zip(range(10, 100, 10), [0.5, 0.6, 0.7, 0.6, 0.55, 0.6, 0.7, 0.8, 0.9]):
+            state.step = step
+            state.val = EvalResult(logloss=loss, auc=0.5, ne=1.0, ctr=0.25, rows=10)
+            stop.on_validation(state)
+            if state.should_stop:
+                return step
+        return None
+
+    assert run(0.0) == 30
+    assert run(0.5) == 50  # patience long spent, but not before half the steps
+    with pytest.raises(ValueError, match="early_stopping_min_fraction"):
+        LoopConfig(early_stopping_min_fraction=1.0).validate()

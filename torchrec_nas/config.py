@@ -205,6 +205,8 @@ class BenchConfig:
         ranking_max_steps: that cap in steps (overrides ``ranking_max_epochs``).
         ranking_eval_every: validate a stand-alone training every this many steps.
         ranking_patience: stop after this many validations without a lower logloss.
+        ranking_min_fraction: but not before this share of the cap's steps (a loss that
+            rises while the learning rate warms up to its peak does not end a training).
         ranking_eval_batches: validation batches of a stand-alone result (``null``: all).
         ranking_cache: the stand-alone results file (default ``OUT/standalone_cache.jsonl``).
         ablation: the entries of ``--only ablation``, ``{NAME: {dotted.config.path: value}}``;
@@ -224,6 +226,7 @@ class BenchConfig:
     ranking_max_steps: int | None = None
     ranking_eval_every: int = 50
     ranking_patience: int = 3
+    ranking_min_fraction: float = 0.5
     ranking_eval_batches: int | None = None
     ranking_cache: str | None = None
     ablation: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -241,6 +244,10 @@ class BenchConfig:
             raise ValueError("ranking_max_epochs must be positive")
         if self.ranking_eval_every < 0 or self.ranking_patience < 0:
             raise ValueError("ranking_eval_every and ranking_patience must be >= 0")
+        if not 0.0 <= self.ranking_min_fraction < 1.0:
+            raise ValueError(
+                f"ranking_min_fraction must be in [0, 1), got {self.ranking_min_fraction}"
+            )
         if not self.search_seeds or not self.seeds:
             raise ValueError("search_seeds and seeds must not be empty")
         for name, overrides in self.ablation.items():

@@ -155,14 +155,17 @@ class Checkpointing(Callback):
 
 
 class EarlyStopping(Callback):
-    """Stops the run after ``patience`` validations in a row without a lower logloss.
+    """Stops the run after ``patience`` validations in a row without a lower logloss, but
+    not before ``min_fraction`` of its steps.
 
     Args:
         patience: validations without improvement to tolerate.
+        min_fraction: the share of the run's steps before which it never stops.
     """
 
-    def __init__(self, patience: int) -> None:
+    def __init__(self, patience: int, min_fraction: float = 0.0) -> None:
         self.patience = patience
+        self.min_fraction = min_fraction
         self.best = math.inf
         self.bad = 0
 
@@ -173,7 +176,7 @@ class EarlyStopping(Callback):
             self.best, self.bad = state.val.logloss, 0
         else:
             self.bad += 1
-            if self.bad >= self.patience:
+            if self.bad >= self.patience and state.step >= self.min_fraction * state.total:
                 logger.info("%s: early stop at step %d", state.desc, state.step)
                 state.should_stop = True
 
@@ -242,7 +245,9 @@ def standard_callbacks(
     if checkpointer is not None:
         callbacks.append(Checkpointing(checkpointer, cfg.checkpoint_every))
     if cfg.early_stopping_patience:
-        callbacks.append(EarlyStopping(cfg.early_stopping_patience))
+        callbacks.append(
+            EarlyStopping(cfg.early_stopping_patience, cfg.early_stopping_min_fraction)
+        )
     if primary and cfg.progress:
         callbacks.append(ProgressBar())
     if primary and out_dir is not None:

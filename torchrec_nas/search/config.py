@@ -86,6 +86,8 @@ class RerankConfig:
         epochs: most epochs each trains (early stopping may end it sooner).
         eval_every: steps between validations.
         patience: validations without a lower logloss before stopping.
+        min_fraction: early stopping may end a training only after this share of its steps
+            (a loss that rises while the learning rate warms up does not end it).
         seed: the seed each candidate is initialized and shuffled with (``null``: the run's).
         baselines: baselines of the space to train beside them (``dlrm``, ``dcn``).
         layer_norm: values of the architectures' ``layer_norm`` gene each is trained with.
@@ -104,6 +106,7 @@ class RerankConfig:
     epochs: float = 0.5
     eval_every: int = 20
     patience: int = 3
+    min_fraction: float = 0.5
     seed: int | None = None
     baselines: list[str] = field(default_factory=list)
     layer_norm: list[bool] = field(default_factory=lambda: [True])
@@ -125,6 +128,8 @@ class RerankConfig:
             raise ValueError("eval_every must be >= 1")
         if self.patience < 1:
             raise ValueError("patience must be >= 1")
+        if not 0.0 <= self.min_fraction < 1.0:
+            raise ValueError(f"min_fraction must be in [0, 1), got {self.min_fraction}")
         for name in self.baselines:
             if name not in RERANK_BASELINES:
                 raise ValueError(f"baselines: {name!r} is not one of {', '.join(RERANK_BASELINES)}")

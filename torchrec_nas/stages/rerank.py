@@ -168,7 +168,7 @@ def rerank(
     if not pool:
         raise ValueError("search.rerank: no candidate fits search.objective.budgets")
     loop = standalone_loop(
-        cfg, batches_per_epoch(data.train), rr.epochs, rr.eval_every, rr.patience
+        cfg, batches_per_epoch(data.train), rr.epochs, rr.eval_every, rr.patience, rr.min_fraction
     )
     trainer = StandaloneTrainer(cfg, data, runtime, local / "rerank_cache.jsonl", loop)
     seed = cfg.seed if rr.seed is None else rr.seed

@@ -69,6 +69,9 @@ class LoopConfig:
         progress: show a tqdm progress bar.
         early_stopping_patience: stop after this many validations in a row without a lower
             validation logloss (0: never; needs ``eval_every``).
+        early_stopping_min_fraction: early stopping may end a run only once this share of
+            its steps is done (validations before count toward the best logloss); a loss that
+            rises while the learning rate warms up to its peak does not end the run.
         tensorboard: also write the log as TensorBoard events under ``<stage>/tensorboard``
             (skipped with a warning when ``tensorboard`` is not installed).
     """
@@ -82,6 +85,7 @@ class LoopConfig:
     log_every: int = 20
     progress: bool = True
     early_stopping_patience: int = 0
+    early_stopping_min_fraction: float = 0.0
     tensorboard: bool = False
 
     #: Subclasses whose ``epochs: null`` means a budget that follows the data set this.
@@ -99,6 +103,11 @@ class LoopConfig:
             raise ValueError("early_stopping_patience must be >= 0")
         if self.early_stopping_patience and not self.eval_every:
             raise ValueError("early_stopping_patience needs eval_every (validations to compare)")
+        if not 0.0 <= self.early_stopping_min_fraction < 1.0:
+            raise ValueError(
+                f"early_stopping_min_fraction must be in [0, 1), got "
+                f"{self.early_stopping_min_fraction}"
+            )
 
     def total_steps(self, batches_per_epoch: int | None) -> int:
         """Length of the run: ``steps``, or ``epochs`` passes of ``batches_per_epoch``."""

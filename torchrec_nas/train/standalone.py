@@ -52,6 +52,7 @@ def standalone_loop(
     max_epochs: float | None = None,
     eval_every: int | None = None,
     patience: int | None = None,
+    min_fraction: float | None = None,
 ) -> LoopConfig:
     """The loop a subnet trains with: ``cfg.train``'s optimizer at ``cfg.train.optimizer.lr``,
     capped at ``max_epochs`` (default ``bench.ranking_max_epochs``, or
@@ -67,11 +68,13 @@ def standalone_loop(
         steps = max(1, int(epochs * steps_per_epoch))
     every = b.ranking_eval_every if eval_every is None else eval_every
     wait = b.ranking_patience if patience is None else patience
+    after = b.ranking_min_fraction if min_fraction is None else min_fraction
     return dataclasses.replace(
         cfg.train,
         steps=steps,
         eval_every=every,
         early_stopping_patience=wait if every else 0,
+        early_stopping_min_fraction=after if every and wait else 0.0,
         checkpoint_every=0,
         progress=False,
         tensorboard=False,
@@ -80,9 +83,13 @@ def standalone_loop(
 
 def recipe_hash(cfg: Config, loop: LoopConfig) -> str:
     """SHA-256 of everything besides data, architecture and seed that changes a result."""
+    settings = asdict(loop)
+    if not settings["early_stopping_min_fraction"]:
+        # Only when set, so results cached before the option existed keep their keys.
+        del settings["early_stopping_min_fraction"]
     return fingerprint(
         {
-            "loop": asdict(loop),
+            "loop": settings,
             "norm_gain_init": cfg.train.norm_gain_init,
             "embedding_dim": cfg.space.embedding_dim,
             "val_batches": cfg.bench.ranking_eval_batches,
