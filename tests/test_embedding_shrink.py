@@ -181,11 +181,12 @@ def test_a_tiny_search_shrinks_each_pick_reports_both_agreements_and_resumes(
     assert s["agreement_before_shrink"]["runs"] == s["agreement"]["runs"] == 2
     assert s["embedding_dims"] == s["seeds"][[1, 2].index(s["chosen_seed"])]["policy"]["widths"]
     report = (tmp_path / "a" / "embedding_search.md").read_text()
-    assert "one-standard-error rule" in report and "policy, before shrink" in report
+    assert "standard-error rule (k = 1.0)" in report and "policy, before shrink" in report
     # Stage 2 again on the same --out (the caches replayed): the same summary.
     (tmp_path / "a" / "embedding_search.json").unlink()
     again = EmbeddingSizeSearch(on, tmp_path / "a", LocalRuntime("cpu")).run()
     assert json.dumps(again, sort_keys=True) == json.dumps(s, sort_keys=True)
+    assert Config.load(tmp_path / "off.yaml").embedding_search.shrink.k == 0.5  # the default
     off = EmbeddingSizeSearch(
         Config.load(tmp_path / "off.yaml"), tmp_path / "a", LocalRuntime("cpu")
     ).run()

@@ -23,10 +23,13 @@ def width_evolution_default() -> EvolutionConfig:
 
 @dataclass
 class ShrinkConfig:
-    """The one-standard-error rule after each seed's policy pick (Breiman et al., CART, 1984):
-    each feature, largest tables first, steps down its widths while the pick's score exceeds
-    the shrunk choice's by at most ``k`` standard errors of that paired difference (see
-    :func:`~torchrec_nas.embedding_search.shrink.one_se_shrink`).
+    """The standard-error rule after each seed's policy pick (the one-standard-error rule of
+    Breiman et al., CART, 1984, at ``k = 1``): each feature, largest tables first, steps down
+    its widths while the pick's score exceeds the shrunk choice's by at most ``k`` standard
+    errors of that paired difference (see
+    :func:`~torchrec_nas.embedding_search.shrink.one_se_shrink`). The default ``k = 0.5``:
+    the drop is measured against the pick over all the features' steps together, so ``k``
+    bounds the total loss of validation score, not each step's.
 
     Args:
         enabled: apply the rule (``false``: the policy's pick as it is).
@@ -35,7 +38,7 @@ class ShrinkConfig:
     """
 
     enabled: bool = True
-    k: float = 1.0
+    k: float = 0.5
 
     def validate(self) -> None:
         if not (math.isfinite(self.k) and self.k >= 0):

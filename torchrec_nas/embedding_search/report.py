@@ -127,10 +127,11 @@ def write_report(
     plot_candidates(summary, runs, scored or [], storage.join(out, "embedding_candidates.png"))
     u = summary["uniform"]
     agree = summary["agreement"]
+    shrunk = [r for r in summary["seeds"] if "pick" in r.get("shrink", {})]
     lines = [
         "# Embedding-size search",
         "",
-        f"Chosen widths (policy, seed {summary['chosen_seed']}): "
+        f"Chosen widths (policy{', shrunk' if shrunk else ''}, seed {summary['chosen_seed']}): "
         f"{summary['params']:,} embedding parameters, "
         f"{summary['params_ratio_to_uniform']:.1%} of the uniform width-{u['width']} model "
         f"({u['params']:,}); budget {summary['budget']:,}.",
@@ -151,16 +152,15 @@ def write_report(
                 f"{p['logloss']:.4f} | {p['reward']:.4f} |"
             )
     capped = summary.get("cap_at_rows", False)
-    shrunk = [r for r in summary["seeds"] if "pick" in r.get("shrink", {})]
     if shrunk:
         k = shrunk[0]["shrink"]["k"]
         kept = sum(s["kept"] for r in shrunk for s in r["shrink"]["steps"])
         lines += [
             "",
-            f"Each seed's policy pick shrunk by the one-standard-error rule (k = {k}): per "
-            f"feature, the smallest width whose validation {summary['score']} is within {k} "
-            f"paired standard errors of the pick's ({kept} steps kept over "
-            f"{len(shrunk)} seeds).",
+            f"Each seed's policy pick shrunk by the standard-error rule (k = {k}): per "
+            f"feature, largest tables first, the smallest width whose validation "
+            f"{'AUC' if summary['score'] == 'auc' else 'logloss'} is within {k} paired "
+            f"standard errors of the pick's ({kept} steps kept over {len(shrunk)} seeds).",
             "",
             agreement_line(summary["agreement_before_shrink"], capped, "the policy's picks"),
             "",

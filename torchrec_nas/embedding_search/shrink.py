@@ -1,6 +1,6 @@
-"""The one-standard-error rule on a width choice (Breiman, Friedman, Olshen and Stone, CART,
-1984): of the choices whose validation score is within the noise of the best one's, take the
-smaller.
+"""The standard-error rule on a width choice (the one-standard-error rule of Breiman,
+Friedman, Olshen and Stone, CART, 1984, with ``k`` standard errors): of the choices whose
+validation score is within the noise of the best one's, take the smaller.
 
 Stage 2's policy picks a width per feature by the frozen supernet's score on fixed validation
 batches. Where a feature's width moves that score less than the batches' noise, any width is
