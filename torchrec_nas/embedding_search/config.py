@@ -22,6 +22,30 @@ def width_evolution_default() -> EvolutionConfig:
 
 
 @dataclass
+class ShrinkConfig:
+    """The standard-error rule after each seed's policy pick (the one-standard-error rule of
+    Breiman et al., CART, 1984, at ``k = 1``): each feature, largest tables first, steps down
+    its widths while the pick's score exceeds the shrunk choice's by at most ``k`` standard
+    errors of that paired difference (see
+    :func:`~torchrec_nas.embedding_search.shrink.one_se_shrink`). The default ``k = 0.5``:
+    the drop is measured against the pick over all the features' steps together, so ``k``
+    bounds the total loss of validation score, not each step's.
+
+    Args:
+        enabled: apply the rule (``false``: the policy's pick as it is).
+        k: standard errors of score drop allowed, against the policy's pick (0: only choices
+            whose validation score is no worse).
+    """
+
+    enabled: bool = True
+    k: float = 0.5
+
+    def validate(self) -> None:
+        if not (math.isfinite(self.k) and self.k >= 0):
+            raise ValueError(f"k must be a finite number >= 0, got {self.k}")
+
+
+@dataclass
 class EmbeddingSearchConfig(LoopConfig):
     """The embedding-size search: stage 1 (the embedding supernet) and stage 2 (the policy).
 
@@ -58,6 +82,7 @@ class EmbeddingSearchConfig(LoopConfig):
         penalty: reward penalty per unit of relative excess over the budget.
         size_weight: reward cost per unit of ``P / budget`` at any size, so that of choices
             the score cannot tell apart the cheaper wins (0: none; the budget alone).
+        shrink: the one-standard-error rule on each seed's policy pick (:class:`ShrinkConfig`).
         evolution: regularized evolution over widths on the same reward.
         seeds: stage-2 seeds (stability across runs).
     """
@@ -80,6 +105,7 @@ class EmbeddingSearchConfig(LoopConfig):
     baseline_decay: float = 0.9
     penalty: float = 1.0
     size_weight: float = 0.0
+    shrink: ShrinkConfig = field(default_factory=ShrinkConfig)
     evolution: EvolutionConfig = field(default_factory=width_evolution_default)
     seeds: list[int] = field(default_factory=lambda: [1, 2, 3])
 

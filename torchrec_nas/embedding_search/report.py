@@ -85,7 +85,7 @@ def _shares_text(a: dict[str, Any]) -> str:
     )
 
 
-def agreement_line(agree: dict[str, Any], capped: bool) -> str:
+def agreement_line(agree: dict[str, Any], capped: bool, whose: str = "the policy's widths") -> str:
     """The agreement across seeds in words: over all features, how many have a single
     allowed width (they agree by construction), and over the others.
 
@@ -94,7 +94,7 @@ def agreement_line(agree: dict[str, Any], capped: bool) -> str:
         agreement_line(summary["agreement"], summary["cap_at_rows"])
     """
     n = agree.get("feature_count", len(agree.get("features", {})))
-    text = f"Agreement of the policy's widths across {agree['runs']} seeds, over all {n} features: "
+    text = f"Agreement of {whose} across {agree['runs']} seeds, over all {n} features: "
     text += _shares_text(agree) + "."
     single = agree.get("single_choice_features")
     multi = agree.get("multi_choice")
@@ -127,10 +127,11 @@ def write_report(
     plot_candidates(summary, runs, scored or [], storage.join(out, "embedding_candidates.png"))
     u = summary["uniform"]
     agree = summary["agreement"]
+    shrunk = [r for r in summary["seeds"] if "pick" in r.get("shrink", {})]
     lines = [
         "# Embedding-size search",
         "",
-        f"Chosen widths (policy, seed {summary['chosen_seed']}): "
+        f"Chosen widths (policy{', shrunk' if shrunk else ''}, seed {summary['chosen_seed']}): "
         f"{summary['params']:,} embedding parameters, "
         f"{summary['params_ratio_to_uniform']:.1%} of the uniform width-{u['width']} model "
         f"({u['params']:,}); budget {summary['budget']:,}.",
@@ -141,13 +142,33 @@ def write_report(
         f"| {u['reward']:.4f} |",
     ]
     for r in summary["seeds"]:
-        for kind in ("policy", "evolution"):
-            p = r[kind]
+        shrink = r.get("shrink", {})
+        kinds = [("policy", r["policy"]), ("evolution", r["evolution"])]
+        if "pick" in shrink:
+            kinds[:1] = [("policy, before shrink", shrink["pick"]), ("policy, shrunk", r["policy"])]
+        for kind, p in kinds:
             lines.append(
                 f"| {kind} | {r['seed']} | {p['params']:,} | {p['auc']:.4f} | "
                 f"{p['logloss']:.4f} | {p['reward']:.4f} |"
             )
-    lines += ["", agreement_line(agree, summary.get("cap_at_rows", False)), ""]
+    capped = summary.get("cap_at_rows", False)
+    if shrunk:
+        k = shrunk[0]["shrink"]["k"]
+        kept = sum(s["kept"] for r in shrunk for s in r["shrink"]["steps"])
+        lines += [
+            "",
+            f"Each seed's policy pick shrunk by the standard-error rule (k = {k}): per "
+            f"feature, largest tables first, the smallest width whose validation "
+            f"{'AUC' if summary['score'] == 'auc' else 'logloss'} is within {k} paired "
+            f"standard errors of the pick's ({kept} steps kept over {len(shrunk)} seeds).",
+            "",
+            agreement_line(summary["agreement_before_shrink"], capped, "the policy's picks"),
+            "",
+            agreement_line(agree, capped, "the shrunk picks"),
+            "",
+        ]
+    else:
+        lines += ["", agreement_line(agree, capped), ""]
     lines += [
         "![width per feature](embedding_widths.png)",
         "",

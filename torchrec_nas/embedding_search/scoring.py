@@ -71,19 +71,25 @@ class WidthScorer:
             raise ValueError("embedding_search: the validation split is empty")
 
     @torch.no_grad()
-    def metrics(self, widths: Mapping[str, int]) -> dict[str, float]:
-        """``{"auc", "logloss"}`` of ``widths`` (cached)."""
-        key = dims_key(widths)
-        if key in self.cache:
-            return self.cache[key]
+    def logits(self, widths: Mapping[str, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The logits of ``widths`` and the labels on the validation batches, concatenated
+        (``[N]`` each, float32; not cached)."""
         logits, labels = [], []
         for dense, pooled, batch_labels in self.inputs:
             tokens = self.model.sparse_arch.project(pooled, widths)
             logits.append(self.model.head(dense, tokens).float())
             labels.append(batch_labels.float())
+        return torch.cat(logits), torch.cat(labels)
+
+    @torch.no_grad()
+    def metrics(self, widths: Mapping[str, int]) -> dict[str, float]:
+        """``{"auc", "logloss"}`` of ``widths`` (cached)."""
+        key = dims_key(widths)
+        if key in self.cache:
+            return self.cache[key]
         # Computed here, not with torchmetrics' modules: those reduce across ranks, and only
         # the primary rank scores.
-        x, y = torch.cat(logits), torch.cat(labels)
+        x, y = self.logits(widths)
         logloss = float(F.binary_cross_entropy_with_logits(x, y))
         auc = float(binary_auroc(torch.sigmoid(x), y.long())) if 0 < y.mean() < 1 else math.nan
         value = {"auc": auc, "logloss": logloss}

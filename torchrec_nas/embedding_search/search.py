@@ -20,6 +20,7 @@ from torchrec_nas.embedding_search.dims import agreement, embedding_params, reso
 from torchrec_nas.embedding_search.policy import WidthPolicy, evolve_widths, fit_to_budget
 from torchrec_nas.embedding_search.report import write_report
 from torchrec_nas.embedding_search.scoring import WidthObjective, WidthScorer
+from torchrec_nas.embedding_search.shrink import PairedScores, one_se_shrink
 from torchrec_nas.embedding_search.stage1 import (
     STAGE_DIR,
     load_embedding_supernet,
@@ -37,7 +38,12 @@ class EmbeddingSizeSearch:
     width per feature under the budget with a REINFORCE policy (one run per
     ``embedding_search.seeds``) and with regularized evolution.
 
-    The chosen widths are the policy's pick of the seed with the highest reward. With
+    With ``embedding_search.shrink`` on, each seed's policy pick is then shrunk by the
+    one-standard-error rule (:func:`~torchrec_nas.embedding_search.shrink.one_se_shrink`):
+    per feature, the smallest width whose validation score is within ``k`` paired standard
+    errors of the pick's. The chosen widths are those of the seed whose policy pick has the
+    highest reward (shrunk when on); ``agreement`` is over the final picks and
+    ``agreement_before_shrink`` over the policy's own. With
     ``embedding_search.cap_at_rows`` each feature's widths stop at its table's rows
     (:func:`~torchrec_nas.space_widths.width_cap`), in both stages.
     Stage 1 resumes from its checkpoints; stage 2 replays from its score cache, so a killed
@@ -130,6 +136,17 @@ class EmbeddingSizeSearch:
             ]
             if feasible:
                 pick = max(feasible, key=lambda rs: rs[0])[1]
+        policy_result: dict[str, Any] = {"widths": pick, **objective.describe(pick)}
+        shrink: dict[str, Any] = {"enabled": es.shrink.enabled}
+        if es.shrink.enabled:
+            paired = PairedScores(
+                objective.scorer, es.score, storage.join(self.out, STAGE_DIR, "shrink.jsonl")
+            )
+            shrunk, tried = one_se_shrink(
+                pick, paired, self.rows, self.token_width, self.allowed, es.shrink.k
+            )
+            shrink.update(k=es.shrink.k, pick=policy_result, steps=tried)
+            policy_result = {"widths": shrunk, **objective.describe(shrunk)}
 
         def repair(dims: dict[str, int], rng: random.Random) -> dict[str, int]:
             return fit_to_budget(dims, es.widths, objective.params, self.budget, rng)
@@ -140,7 +157,8 @@ class EmbeddingSizeSearch:
         best = max(evolution, key=lambda c: (c.reward, -c.index))
         return {
             "seed": seed,
-            "policy": {"widths": pick, **objective.describe(pick)},
+            "policy": policy_result,
+            "shrink": shrink,
             "evolution": {"widths": best.widths, **objective.describe(best.widths)},
             "history": [{"seed": seed, **s.to_dict()} for s in steps],
             "evolution_candidates": [
@@ -169,7 +187,9 @@ class EmbeddingSizeSearch:
         es = self.cfg.embedding_search
         objective = self.objective()
         runs = [self.search(objective, s) for s in es.seeds]
-        best = max(runs, key=lambda r: r["policy"]["reward"])
+        # The seed whose policy found the highest reward (before the shrink, which trades
+        # reward within the noise for parameters).
+        best = max(runs, key=lambda r: r["shrink"].get("pick", r["policy"])["reward"])
         dims = best["policy"]["widths"]
         uniform = {f: self.token_width for f in self.rows}
         uniform_params = embedding_params(uniform, self.rows, self.token_width)
@@ -184,11 +204,17 @@ class EmbeddingSizeSearch:
             "widths": sorted(es.widths),
             "cap_at_rows": es.cap_at_rows,
             "allowed_widths": {f: list(ws) for f, ws in self.allowed.items()},
-            "seeds": [{k: r[k] for k in ("seed", "policy", "evolution")} for r in runs],
+            "seeds": [{k: r[k] for k in ("seed", "policy", "shrink", "evolution")} for r in runs],
             # Also weighted by table rows (the share of the uniform model's parameters), and
-            # over the features with more than one allowed width.
+            # over the features with more than one allowed width; after the shrink when on.
             "agreement": agreement(
                 [r["policy"]["widths"] for r in runs], es.widths, self.rows, self.allowed
+            ),
+            "agreement_before_shrink": agreement(
+                [r["shrink"].get("pick", r["policy"])["widths"] for r in runs],
+                es.widths,
+                self.rows,
+                self.allowed,
             ),
             "evolution_agreement": agreement(
                 [r["evolution"]["widths"] for r in runs], es.widths, self.rows, self.allowed
