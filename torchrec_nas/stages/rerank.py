@@ -286,20 +286,16 @@ def _mutant(
     A mutant over a budget is repaired rather than dropped: a randomly chosen live block's
     dense width steps down to the next narrower choice until it fits (at most 8 steps), so a
     move that costs more (a gating layer for a plain one) can be paid for elsewhere."""
+    over_budget = cfg.search.objective.over_budget
     for _ in range(200):
-        child = cfg.space.mutate(parent, rng, rng.choice((1, 2)))
+        child: Architecture | None = cfg.space.mutate(parent, rng, rng.choice((1, 2)))
         for _step in range(9):
-            if not cfg.search.objective.over_budget(costs(child)):
+            if child is None or not over_budget(costs(child)):
                 break
-            narrower = _narrower(cfg, child, rng)
-            if narrower is None:
-                break
-            child = narrower
+            child = _narrower(cfg, child, rng)
         else:
-            continue
-        if child.canonical_hash() in seen:
-            continue
-        if not cfg.search.objective.over_budget(costs(child)):
+            continue  # still over the budget after 8 narrower steps
+        if child is not None and child.canonical_hash() not in seen:
             return child
     return None
 
