@@ -46,3 +46,26 @@ def train_tiny_run(root: Path, config: str, arch: Architecture) -> tuple[Path, P
     argv = ["train", "--config", str(root / "tiny.yaml"), "--out", str(root / "run")]
     assert main([*argv, "--arch", str(root / "arch.json"), "--quiet"]) == 0
     return root / "tiny.yaml", root / "run"
+
+
+#: A tiny embedding-size search (both stages in seconds) on 5 synthetic features.
+EMBEDDING_SEARCH_TINY = """
+seed: 7
+data:
+  batch_size: 64
+  synthetic: {rows: 4000, num_dense: 4, num_sparse: 5, cardinalities: [4, 6, 300, 300, 300]}
+space: {preset: nasrec-small, num_blocks: 3, dense_dims: [16, 32], sparse_tokens: [16]}
+train:
+  baselines: {models: [dlrm], dense_arch_layer_sizes: [32], over_arch_layer_sizes: [32]}
+embedding_search:
+  steps: 12
+  eval_batches: 1
+  progress: false
+  widths: [4, 8, 16, 32]
+  budget: 0.8
+  val_batches: 2
+  policy_steps: 6
+  policy_samples: 4
+  evolution: {population: 4, tournament: 2, children: 2, generations: 2}
+  seeds: [1, 2]
+"""

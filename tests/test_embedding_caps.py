@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import EMBEDDING_SEARCH_TINY
 
 from torchrec_nas.config import Config
 from torchrec_nas.data.spec import DataSpec
@@ -148,31 +149,9 @@ class _Rec:  # what RegularizedEvolution.children reads of an Evaluation
     score: float = 0.0
 
 
-TINY = """
-seed: 7
-data:
-  batch_size: 64
-  synthetic: {rows: 4000, num_dense: 4, num_sparse: 5, cardinalities: [4, 6, 300, 300, 300]}
-space: {preset: nasrec-small, num_blocks: 3, dense_dims: [16, 32], sparse_tokens: [16]}
-train:
-  baselines: {models: [dlrm], dense_arch_layer_sizes: [32], over_arch_layer_sizes: [32]}
-embedding_search:
-  steps: 12
-  eval_batches: 1
-  progress: false
-  widths: [4, 8, 16, 32]
-  budget: 0.8
-  val_batches: 2
-  policy_steps: 6
-  policy_samples: 4
-  evolution: {population: 4, tournament: 2, children: 2, generations: 2}
-  seeds: [1, 2]
-"""
-
-
 def test_a_tiny_search_caps_by_default_and_not_when_told(tmp_path: Path) -> None:
-    (tmp_path / "capped.yaml").write_text(TINY)
-    (tmp_path / "free.yaml").write_text(TINY + "  cap_at_rows: false\n")
+    (tmp_path / "capped.yaml").write_text(EMBEDDING_SEARCH_TINY)
+    (tmp_path / "free.yaml").write_text(EMBEDDING_SEARCH_TINY + "  cap_at_rows: false\n")
     capped = Config.load(tmp_path / "capped.yaml")
     assert capped.embedding_search.cap_at_rows is True
     s = EmbeddingSizeSearch(capped, tmp_path / "a", LocalRuntime("cpu")).run()

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import EMBEDDING_SEARCH_TINY
 from torchmetrics.functional.classification import binary_auroc
 
 from torchrec_nas.config import Config
@@ -145,33 +146,11 @@ def test_a_bad_shrink_field_is_one_clear_config_error(
     assert str(e.value) == f"{path}: {message}"
 
 
-TINY = """
-seed: 7
-data:
-  batch_size: 64
-  synthetic: {rows: 4000, num_dense: 4, num_sparse: 5, cardinalities: [4, 6, 300, 300, 300]}
-space: {preset: nasrec-small, num_blocks: 3, dense_dims: [16, 32], sparse_tokens: [16]}
-train:
-  baselines: {models: [dlrm], dense_arch_layer_sizes: [32], over_arch_layer_sizes: [32]}
-embedding_search:
-  steps: 12
-  eval_batches: 1
-  progress: false
-  widths: [4, 8, 16, 32]
-  budget: 0.8
-  val_batches: 2
-  policy_steps: 6
-  policy_samples: 4
-  evolution: {population: 4, tournament: 2, children: 2, generations: 2}
-  seeds: [1, 2]
-"""
-
-
 def test_a_tiny_search_shrinks_each_pick_reports_both_agreements_and_resumes(
     tmp_path: Path,
 ) -> None:
-    (tmp_path / "on.yaml").write_text(TINY + "  shrink: {k: 1.0}\n")
-    (tmp_path / "off.yaml").write_text(TINY + "  shrink: {enabled: false}\n")
+    (tmp_path / "on.yaml").write_text(EMBEDDING_SEARCH_TINY + "  shrink: {k: 1.0}\n")
+    (tmp_path / "off.yaml").write_text(EMBEDDING_SEARCH_TINY + "  shrink: {enabled: false}\n")
     on = Config.load(tmp_path / "on.yaml")
     s = EmbeddingSizeSearch(on, tmp_path / "a", LocalRuntime("cpu")).run()
     for run in s["seeds"]:

@@ -2,6 +2,7 @@
 
 import os
 import stat
+from pathlib import Path
 
 import pytest
 import torch
@@ -77,3 +78,12 @@ def test_local_file_for_writing_uploads_to_a_url(root: str) -> None:
     with storage.local_file_for_writing(path) as local:
         local.write_bytes(b"png")
     assert storage.read_bytes(path) == b"png"
+
+
+def test_read_jsonl_skips_a_line_cut_by_a_kill(tmp_path: Path) -> None:
+    path = tmp_path / "cache.jsonl"
+    assert storage.read_jsonl(path) == []
+    path.write_text('{"key": "a", "v": 1}\n{"key": "b", "v": 2}\n{"key": "c", "v"')
+    rows = storage.read_jsonl(path)
+    assert [value["key"] for _, value in rows] == ["a", "b"]
+    assert rows[0][0] == '{"key": "a", "v": 1}'

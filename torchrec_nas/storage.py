@@ -184,6 +184,26 @@ def read_json(path: PathLike, what: str, error: type[Exception] = ValueError) ->
         raise error(f"{path}: not valid JSON: {e}") from e
 
 
+def read_jsonl(path: PathLike) -> list[tuple[str, Any]]:
+    """The lines of a JSON-lines file that parse, each with its value, in order; none when the
+    file does not exist. A line that does not parse (the last one, cut by a kill mid-append)
+    is skipped, so an append-only cache or log resumes from what was whole.
+
+    Example::
+
+        entries = {v["key"]: v for _, v in read_jsonl("runs/demo/rerank_cache.jsonl")}
+    """
+    if not isfile(path):
+        return []
+    out = []
+    for line in read_text(path).splitlines():
+        try:
+            out.append((line, json.loads(line)))
+        except json.JSONDecodeError:
+            continue
+    return out
+
+
 def read_bytes(path: PathLike) -> bytes:
     with open_file(path, "rb") as f:
         return bytes(f.read())

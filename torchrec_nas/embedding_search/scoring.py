@@ -54,12 +54,8 @@ class WidthScorer:
         self.cache_path = str(cache_path) if cache_path is not None else None
         self.cache: dict[str, dict[str, float]] = {}
         self.evaluated = 0
-        if self.cache_path is not None and storage.isfile(self.cache_path):
-            for line in storage.read_text(self.cache_path).splitlines():
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError:
-                    continue  # a line cut by a kill
+        if self.cache_path is not None:
+            for _, row in storage.read_jsonl(self.cache_path):
                 self.cache[row["key"]] = row["metrics"]
         self.inputs: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
         with torch.no_grad():

@@ -110,12 +110,8 @@ class PairedScores:
         self.cache: dict[str, tuple[float, float]] = {}
         self.evaluated = 0
         self._reference: tuple[str, torch.Tensor] | None = None
-        if self.cache_path is not None and storage.isfile(self.cache_path):
-            for line in storage.read_text(self.cache_path).splitlines():
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError:
-                    continue  # a line cut by a kill
+        if self.cache_path is not None:
+            for _, row in storage.read_jsonl(self.cache_path):
                 self.cache[row["key"]] = (float(row["drop"]), float(row["se"]))
 
     def __call__(

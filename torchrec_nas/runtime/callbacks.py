@@ -6,7 +6,6 @@ be a URL); TensorBoard events are written for a local output folder only."""
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from pathlib import Path
@@ -78,15 +77,10 @@ class JsonlLog(Callback):
 
     def on_start(self, state: TrainState, model: nn.Module, optimizer: ModelOptimizer) -> None:
         kept = []
-        if storage.isfile(self.path):
-            for line in storage.read_text(self.path).splitlines():
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError:
-                    continue  # a line cut short by a kill
-                if int(record.get("step", 0)) <= state.step:
-                    kept.append(line)
-                    self.written.add(("val" if "val" in record else "train", record["step"]))
+        for line, record in storage.read_jsonl(self.path):
+            if int(record.get("step", 0)) <= state.step:
+                kept.append(line)
+                self.written.add(("val" if "val" in record else "train", record["step"]))
         write_text_atomic(self.path, "".join(f"{line}\n" for line in kept))
         self.open = True
 

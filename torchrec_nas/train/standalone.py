@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import json
 import os
 import time
 from dataclasses import asdict
@@ -21,6 +20,7 @@ import torch
 from torch import nn
 from torchrec.datasets.utils import Batch
 
+from torchrec_nas import storage
 from torchrec_nas.config import Config
 from torchrec_nas.data import DataSpec, DataSplits
 from torchrec_nas.models import NASRecSubnet
@@ -111,14 +111,9 @@ class StandaloneCache:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.entries: dict[str, dict[str, Any]] = {}
-        if self.path.exists():
-            for line in self.path.read_text().splitlines():
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError:
-                    continue  # a line torn by a kill
-                if isinstance(record, dict) and "key" in record:
-                    self.entries[record["key"]] = record
+        for _, record in storage.read_jsonl(self.path):
+            if isinstance(record, dict) and "key" in record:
+                self.entries[record["key"]] = record
 
     @staticmethod
     def key(arch_hash: str, data_fp: str, recipe_fp: str, seed: int) -> str:
