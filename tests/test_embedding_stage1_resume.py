@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from test_embedding_caps import TINY
+from helpers import EMBEDDING_SEARCH_TINY
 
 from torchrec_nas.config import Config
 from torchrec_nas.embedding_search import EmbeddingSizeSearch
@@ -15,8 +15,8 @@ from torchrec_nas.runtime.local import LocalRuntime
 
 
 def test_stage_one_resumed_under_another_cap_is_refused(tmp_path: Path) -> None:
-    (tmp_path / "capped.yaml").write_text(TINY)
-    (tmp_path / "free.yaml").write_text(TINY + "  cap_at_rows: false\n")
+    (tmp_path / "capped.yaml").write_text(EMBEDDING_SEARCH_TINY)
+    (tmp_path / "free.yaml").write_text(EMBEDDING_SEARCH_TINY + "  cap_at_rows: false\n")
     out = tmp_path / "run"
     search = EmbeddingSizeSearch(Config.load(tmp_path / "capped.yaml"), out, LocalRuntime("cpu"))
     search.train_supernet()
