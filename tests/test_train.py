@@ -211,3 +211,17 @@ def test_early_stopping_waits_for_its_minimum_share_of_the_steps() -> None:
     assert run(0.5) == 50  # patience long spent, but not before half the steps
     with pytest.raises(ValueError, match="early_stopping_min_fraction"):
         LoopConfig(early_stopping_min_fraction=1.0).validate()
+
+
+def test_a_bad_early_stopping_min_fraction_is_one_config_error(tmp_path: Path) -> None:
+    from torchrec_nas.config import Config
+    from torchrec_nas.config_utils import ConfigError
+
+    for section, field in (
+        ("bench", "ranking_min_fraction"),
+        ("train", "early_stopping_min_fraction"),
+    ):
+        path = tmp_path / "bad.yaml"
+        path.write_text(f"{section}:\n  {field}: 1.5\n")
+        with pytest.raises(ConfigError, match=f"{field} must be in \\[0, 1\\), got 1.5"):
+            Config.load(path)

@@ -18,7 +18,6 @@ from torchrec_nas import storage
 from torchrec_nas.bench.ranking import cache_path
 from torchrec_nas.config import Config
 from torchrec_nas.data import DataSplits
-from torchrec_nas.hardware.flops import architecture_costs
 from torchrec_nas.runtime.local import LocalRuntime
 from torchrec_nas.search.evaluator import SupernetEvaluator
 from torchrec_nas.search.evolution import RandomSearch, RegularizedEvolution
@@ -26,7 +25,7 @@ from torchrec_nas.search.history import SearchHistory
 from torchrec_nas.search.provenance import search_provenance
 from torchrec_nas.space import Architecture
 from torchrec_nas.stages import load_supernet, run_supernet
-from torchrec_nas.stages.rerank import resolve_budgets
+from torchrec_nas.stages.rerank import objective_costs, resolve_budgets
 from torchrec_nas.stages.spread import SPREAD_RULE, beyond_spread, mean_std
 from torchrec_nas.train.standalone import StandaloneTrainer
 
@@ -59,15 +58,7 @@ def search_comparison(cfg: Config, data: DataSplits, out: str | Path) -> dict[st
             scored[h] = evaluator(arch)
         return scored[h]
 
-    tables = data.spec.tables(cfg.space.embedding_dim)
-    dense_in = len(data.spec.dense_names)
-    objective = cfg.search.objective
-
-    def costs(arch: Architecture) -> dict[str, float]:
-        return architecture_costs(
-            arch, cfg.space, dense_in, tables, objective.hardware, objective.embedding_mode
-        )
-
+    costs = objective_costs(cfg, data.spec)
     objective = resolve_budgets(cfg, costs).search.objective  # flops: dcn -> a number
     alone = StandaloneTrainer(cfg, data, runtime, cache_path(cfg, out))
     evolution_cfg = dataclasses.replace(cfg.search, strategy="evolution")

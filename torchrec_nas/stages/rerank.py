@@ -20,7 +20,8 @@ from torchrec_nas import storage
 from torchrec_nas.architecture import Architecture, ArchitectureError, liveness
 from torchrec_nas.baseline_archs import dcn_architecture, dlrm_architecture
 from torchrec_nas.config import Config
-from torchrec_nas.data import DataSplits
+from torchrec_nas.data import DataSpec, DataSplits
+from torchrec_nas.hardware.flops import architecture_costs
 from torchrec_nas.progress import progress_bar
 from torchrec_nas.runtime.base import Runtime
 from torchrec_nas.runtime.trainer import batches_per_epoch
@@ -79,6 +80,27 @@ def baseline_architecture(cfg: Config, name: str) -> Architecture:
     )
     cfg.space.validate(arch)
     return arch
+
+
+def objective_costs(cfg: Config, spec: DataSpec) -> Callable[[Architecture], dict[str, float]]:
+    """The search's cost model: an architecture's costs on ``spec``'s features and tables at
+    ``search.objective``'s hardware and embedding mode (what budgets and objectives name).
+
+    Example::
+
+        costs = objective_costs(cfg, data.spec)
+        costs(arch)["flops"]
+    """
+    tables = spec.tables(cfg.space.embedding_dim)
+    dense_in = len(spec.dense_names)
+    objective = cfg.search.objective
+
+    def costs(arch: Architecture) -> dict[str, float]:
+        return architecture_costs(
+            arch, cfg.space, dense_in, tables, objective.hardware, objective.embedding_mode
+        )
+
+    return costs
 
 
 def resolve_budgets(cfg: Config, costs: Callable[[Architecture], dict[str, float]]) -> Config:

@@ -12,7 +12,6 @@ from torchrec_nas import storage
 from torchrec_nas.config import Config
 from torchrec_nas.data import DataSplits
 from torchrec_nas.distributed.checkpoint import DistributedCheckpointer
-from torchrec_nas.hardware.flops import architecture_costs
 from torchrec_nas.runtime.base import Runtime
 from torchrec_nas.runtime.default import default_runtime
 from torchrec_nas.search.batches import IndexedBatches
@@ -22,7 +21,7 @@ from torchrec_nas.search.history import Evaluation, SearchHistory
 from torchrec_nas.search.joint import memory_front
 from torchrec_nas.search.provenance import search_provenance
 from torchrec_nas.space import Architecture
-from torchrec_nas.stages.rerank import check_rerank, rerank, resolve_budgets
+from torchrec_nas.stages.rerank import check_rerank, objective_costs, rerank, resolve_budgets
 from torchrec_nas.stages.supernet import check_not_at_chance, trained_supernet, unwrap_supernet
 from torchrec_nas.train.checkpoint import write_json_atomic
 
@@ -116,15 +115,7 @@ def run_search(
     if cfg.search.rerank.enabled:
         check_rerank(cfg, out, runtime)
     data = data or runtime.data(cfg)
-    tables = data.spec.tables(cfg.space.embedding_dim)
-    dense_in = len(data.spec.dense_names)
-    objective = cfg.search.objective
-
-    def costs(arch: Architecture) -> dict[str, float]:
-        return architecture_costs(
-            arch, cfg.space, dense_in, tables, objective.hardware, objective.embedding_mode
-        )
-
+    costs = objective_costs(cfg, data.spec)
     # Budgets naming a baseline (flops: dcn) become numbers, before the supernet is loaded.
     cfg = resolve_budgets(cfg, costs)
     objective = cfg.search.objective
