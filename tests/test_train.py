@@ -178,6 +178,47 @@ def test_early_stopping_ends_the_run_and_a_rerun_keeps_it_ended(tmp_path: Path) 
     assert fit() == steps  # resumed from the final checkpoint: no more training
 
 
+def test_a_killed_run_with_early_stopping_stops_where_an_uninterrupted_one_does(
+    tmp_path: Path,
+) -> None:
+    # Early stopping's best logloss and count of bad validations are part of the checkpoint:
+    # restarted from zero, the resumed run would stop validations later.
+    def fit(out: Path, die_after: int | None = None) -> int:
+        torch.manual_seed(0)
+        model = build_baseline(
+            "dlrm", tiny_tables(), 4, dense_arch_layer_sizes=[16], over_arch_layer_sizes=[16]
+        )
+        cfg = LoopConfig(
+            steps=60,
+            optimizer=OptimizerConfig(lr=1e-9, sparse_lr=1e-9, schedule="constant"),
+            eval_every=2,
+            early_stopping_patience=3,
+            checkpoint_every=4,
+            progress=False,
+        )
+
+        def forward(batch, step):  # type: ignore[no-untyped-def]
+            if die_after is not None and step >= die_after:
+                raise Killed
+            return model(batch)
+
+        opt = ModelOptimizer(model, cfg.optimizer, 60)
+        callbacks = standard_callbacks(cfg, out, FileCheckpointer(out / "checkpoint.pt"))
+        trainer = Trainer(model, opt, cfg, forward, model, "t", callbacks)
+        result = trainer.fit(batches(), [random_batch(batch_size=32, seed=100)])
+        assert result.stopped_early
+        return result.steps
+
+    steps = fit(tmp_path / "whole")
+    assert steps < 60
+    out = tmp_path / "killed"
+    with pytest.raises(Killed):
+        fit(out, die_after=steps - 2)
+    saved = torch.load(out / "checkpoint.pt", weights_only=False)
+    assert saved["bad_validations"] >= 1 and saved["step"] < steps
+    assert fit(out) == steps
+
+
 def test_tensorboard_is_skipped_cleanly_when_missing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -119,7 +119,10 @@ class DistributedCheckpointer:
         state = self._state(desc, model, optimizer)
         path = self.path(steps[-1])
         try:
-            self._reader(path).read_metadata()  # a clear error before DCP logs its own
+            saved = self._reader(path).read_metadata()  # a clear error before DCP's own
+            for key in ResumePoint(step=0, rows=0, loss=0.0, loss_ema=0.0).to_dict():
+                if key not in saved.state_dict_metadata:
+                    del state[key]  # a field newer than the checkpoint: its default
             with sharded_tensor_warnings_off():
                 dcp.load(state, storage_reader=self._reader(path))
         except Exception as e:

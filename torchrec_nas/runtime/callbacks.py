@@ -7,7 +7,6 @@ be a URL); TensorBoard events are written for a local output folder only."""
 from __future__ import annotations
 
 import logging
-import math
 from pathlib import Path
 from typing import Any
 
@@ -125,6 +124,8 @@ class Checkpointing(Callback):
             state.rows, state.loss, state.loss_ema = point.rows, point.loss, point.loss_ema
             state.stopped_early = point.stopped_early
             state.prior_seconds = point.seconds
+            state.best_val_logloss = point.best_val_logloss
+            state.bad_validations = point.bad_validations
             state.lr = optimizer.lr
 
     def _save(self, state: TrainState, model: nn.Module, optimizer: ModelOptimizer) -> None:
@@ -135,6 +136,8 @@ class Checkpointing(Callback):
             state.loss_ema,
             state.stopped_early,
             seconds=state.prior_seconds + state.seconds,
+            best_val_logloss=state.best_val_logloss,
+            bad_validations=state.bad_validations,
         )
         self.checkpointer.save(state.desc, model, optimizer, point)
         state.checkpoint_step = state.step
@@ -150,7 +153,9 @@ class Checkpointing(Callback):
 
 class EarlyStopping(Callback):
     """Stops the run after ``patience`` validations in a row without a lower logloss, but
-    not before ``min_fraction`` of its steps.
+    not before ``min_fraction`` of its steps. Its counters live on the
+    :class:`~torchrec_nas.runtime.trainer.TrainState` and go into checkpoints, so a resumed
+    run stops where an uninterrupted one would.
 
     Args:
         patience: validations without improvement to tolerate.
@@ -160,17 +165,18 @@ class EarlyStopping(Callback):
     def __init__(self, patience: int, min_fraction: float = 0.0) -> None:
         self.patience = patience
         self.min_fraction = min_fraction
-        self.best = math.inf
-        self.bad = 0
 
     def on_validation(self, state: TrainState) -> None:
         if state.val is None or state.step >= state.total:
             return
-        if state.val.logloss < self.best:
-            self.best, self.bad = state.val.logloss, 0
+        if state.val.logloss < state.best_val_logloss:
+            state.best_val_logloss, state.bad_validations = state.val.logloss, 0
         else:
-            self.bad += 1
-            if self.bad >= self.patience and state.step >= self.min_fraction * state.total:
+            state.bad_validations += 1
+            if (
+                state.bad_validations >= self.patience
+                and state.step >= self.min_fraction * state.total
+            ):
                 logger.info("%s: early stop at step %d", state.desc, state.step)
                 state.should_stop = True
 

@@ -48,6 +48,8 @@ class TrainState:
         checkpoint_step: the step of the last checkpoint written or resumed from.
         should_stop: set by a callback to end the run after this step.
         stopped_early: whether a callback ended the run before ``total``.
+        best_val_logloss: early stopping's lowest validation logloss so far.
+        bad_validations: early stopping's validations in a row without a lower one.
     """
 
     desc: str
@@ -65,6 +67,8 @@ class TrainState:
     checkpoint_step: int = 0
     should_stop: bool = False
     stopped_early: bool = False
+    best_val_logloss: float = math.inf
+    bad_validations: int = 0
 
     @property
     def rows_per_second(self) -> float:

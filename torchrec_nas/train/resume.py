@@ -6,6 +6,7 @@ The sharded form, for models under ``DistributedModelParallel``, is
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -27,6 +28,9 @@ class ResumePoint:
         stopped_early: whether early stopping ended the run here.
         seconds: training wall time of every session up to ``step``, so that a resumed run
             reports the throughput of the whole run.
+        best_val_logloss: the lowest validation logloss so far (early stopping's reference).
+        bad_validations: validations in a row since then without a lower one, so a resumed
+            run stops early at the same step as an uninterrupted one.
     """
 
     step: int
@@ -35,6 +39,8 @@ class ResumePoint:
     loss_ema: float
     stopped_early: bool = False
     seconds: float = 0.0
+    best_val_logloss: float = math.inf
+    bad_validations: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -44,6 +50,8 @@ class ResumePoint:
             "loss_ema": self.loss_ema,
             "stopped_early": self.stopped_early,
             "seconds": self.seconds,
+            "best_val_logloss": self.best_val_logloss,
+            "bad_validations": self.bad_validations,
         }
 
     @staticmethod
@@ -52,7 +60,16 @@ class ResumePoint:
         ema = float(state.get("loss_ema", loss))
         stopped = bool(state.get("stopped_early", False))
         seconds = float(state.get("seconds", 0.0))
-        return ResumePoint(int(state["step"]), int(state["rows"]), loss, ema, stopped, seconds)
+        return ResumePoint(
+            int(state["step"]),
+            int(state["rows"]),
+            loss,
+            ema,
+            stopped,
+            seconds,
+            best_val_logloss=float(state.get("best_val_logloss", math.inf)),
+            bad_validations=int(state.get("bad_validations", 0)),
+        )
 
 
 class Checkpointer(Protocol):
