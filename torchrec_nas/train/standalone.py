@@ -23,6 +23,7 @@ from torchrec.datasets.utils import Batch
 from torchrec_nas import storage
 from torchrec_nas.config import Config
 from torchrec_nas.data import DataSpec, DataSplits
+from torchrec_nas.distributed.sharding import sharded_tensor_warnings_off
 from torchrec_nas.models import NASRecSubnet
 from torchrec_nas.runtime.base import Runtime
 from torchrec_nas.runtime.callbacks import standard_callbacks
@@ -149,7 +150,8 @@ class BestWeights(Callback):
     def on_validation(self, state: TrainState) -> None:
         if state.val is not None and state.val.logloss < self.best:
             self.best = state.val.logloss
-            self.state = copy.deepcopy(self.model.state_dict())
+            with sharded_tensor_warnings_off():  # the tables of a model under DMP
+                self.state = copy.deepcopy(self.model.state_dict())
 
     def on_end(self, state: TrainState, model: nn.Module, optimizer: Any) -> None:
         if self.state is not None:
