@@ -163,6 +163,17 @@ def test_distributed_search_matches_one_process_and_writes_once(runs: dict[str, 
     assert best["hash"] == json.loads((one / "best_arch.json").read_text())["hash"]
 
 
+def test_all_stages_refuse_re_ranking_before_training_the_supernet(tmp_path: Path) -> None:
+    config = tmp_path / "rerank.yaml"
+    config.write_text(TINY.replace("search:\n", "search:\n  rerank: {top_k: 2}\n"))
+    out = tmp_path / "out"
+    proc = torchrun("-m", "torchrec_nas.launch.main", "all", "--config", str(config),
+                    "--out", str(out), "--quiet")  # fmt: skip
+    assert proc.returncode != 0
+    assert "search.rerank: re-ranking trains in one process" in proc.stderr
+    assert not (out / "supernet").exists()  # refused before any training
+
+
 def test_torchx_local_cwd_runs_the_supernet_component(tmp_path: Path) -> None:
     pytest.importorskip("torchx")
     config = tmp_path / "tiny.yaml"

@@ -46,6 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from torchrec_nas.runtime.distributed import DistributedRuntime
     from torchrec_nas.space import Architecture
     from torchrec_nas.stages import run_search, run_supernet, train_final
+    from torchrec_nas.stages.rerank import check_rerank
     from torchrec_nas.train.checkpoint import json_dumps
 
     out: str = args.out
@@ -66,6 +67,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if refusal:
             raise RunLockError(refusal)
         result: object = None
+        if args.stage == "all" and cfg.search.rerank.enabled:
+            check_rerank(cfg, out, runtime)  # before the supernet, not after it
         data = runtime.data(cfg)
         if args.stage in ("supernet", "all"):
             result = run_supernet(cfg, out, runtime, data).to_dict()

@@ -49,7 +49,10 @@ def check_rerank(cfg: Config, out: str | Path, runtime: Runtime) -> Path:
     ``search.rerank`` where it cannot run (several ranks, a remote ``out``). The search calls
     it before scoring anything, so a bad setting costs no search time."""
     if runtime.world_size > 1:
-        raise ValueError("search.rerank: re-ranking trains in one process; set top_k: 0")
+        raise ValueError(
+            "search.rerank: re-ranking trains in one process; set top_k: 0, or run `torchrec-nas "
+            "search` in one process on this output once the distributed supernet is trained"
+        )
     local = storage.local_path(out)
     if local is None:
         raise ValueError(f"search.rerank: {out} is not a local directory; set top_k: 0")
