@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from itertools import islice
@@ -72,11 +73,15 @@ class BinaryMetrics:
         self.total_rows.update(float(labels.numel()))
 
     def compute(self) -> EvalResult:
-        logloss = float(self.logloss.compute())
-        ctr = float(self.ctr.compute())
+        with warnings.catch_warnings():
+            # torchmetrics' cross-rank gather indexes with a list, which PyTorch 2.8 warns of
+            # once per metric and validation; nothing a user can change.
+            warnings.filterwarnings("ignore", "Using a non-tuple sequence", UserWarning)
+            logloss = float(self.logloss.compute())
+            ctr = float(self.ctr.compute())
+            auc = float(self.auc.compute()) if 0.0 < ctr < 1.0 else float("nan")
+            rows = int(self.total_rows.compute())
         entropy = -(ctr * math.log(max(ctr, 1e-12)) + (1 - ctr) * math.log(max(1 - ctr, 1e-12)))
-        auc = float(self.auc.compute()) if 0.0 < ctr < 1.0 else float("nan")
-        rows = int(self.total_rows.compute())
         return EvalResult(
             logloss, auc, logloss / entropy if entropy > 0 else float("nan"), ctr, rows
         )
