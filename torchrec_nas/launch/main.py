@@ -16,6 +16,27 @@ import sys
 from collections.abc import Sequence
 
 STAGES = ("supernet", "search", "train", "all")
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def die_with_launcher() -> bool:
+    """Asks Linux to end this rank with SIGTERM when its launcher (``torchrun``'s agent) dies.
+
+    Without it a SIGKILLed ``torchrun`` leaves its ranks running as orphans: they go on
+    writing to ``--out`` and hold its run lock, so a rerun is refused until they end. Returns
+    whether the request was made (Linux with a C library; elsewhere it does nothing).
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+    import signal
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        made = libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+    return made
 
 
 def parser() -> argparse.ArgumentParser:
@@ -36,6 +57,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    die_with_launcher()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("torchrec_nas").setLevel(logging.INFO)
     from torchrec_nas import storage
