@@ -59,11 +59,28 @@ def test_embedding_tables_use_torchrec_fused_optimizer() -> None:
     assert not torch.equal(table, before)
 
 
-def test_training_lowers_the_loss_on_a_learnable_batch() -> None:
-    torch.manual_seed(0)
-    model = build_baseline(
+def tiny_dlrm() -> torch.nn.Module:
+    return build_baseline(
         "dlrm", tiny_tables(), 4, dense_arch_layer_sizes=[16], over_arch_layer_sizes=[16]
     )
+
+
+def frozen_loop(steps: int, patience: int, checkpoint_every: int) -> LoopConfig:
+    """A loop whose tiny learning rate barely moves the loss: early stopping ends it."""
+    return LoopConfig(
+        steps=steps,
+        optimizer=OptimizerConfig(lr=1e-9, sparse_lr=1e-9, schedule="constant"),
+        eval_every=2,
+        early_stopping_patience=patience,
+        checkpoint_every=checkpoint_every,
+        log_every=1,
+        progress=False,
+    )
+
+
+def test_training_lowers_the_loss_on_a_learnable_batch() -> None:
+    torch.manual_seed(0)
+    model = tiny_dlrm()
     data = [random_batch(batch_size=64, seed=0)]
     before = evaluate(model, data).logloss
     cfg = LoopConfig(
@@ -142,19 +159,8 @@ def test_metrics_match_hand_computation() -> None:
 
 def test_early_stopping_ends_the_run_and_a_rerun_keeps_it_ended(tmp_path: Path) -> None:
     torch.manual_seed(0)
-    model = build_baseline(
-        "dlrm", tiny_tables(), 4, dense_arch_layer_sizes=[16], over_arch_layer_sizes=[16]
-    )
-    # A tiny learning rate barely moves the loss: patience 1 stops at the second validation.
-    cfg = LoopConfig(
-        steps=40,
-        optimizer=OptimizerConfig(lr=1e-9, sparse_lr=1e-9, schedule="constant"),
-        eval_every=2,
-        early_stopping_patience=1,
-        checkpoint_every=0,
-        log_every=1,
-        progress=False,
-    )
+    model = tiny_dlrm()
+    cfg = frozen_loop(40, patience=1, checkpoint_every=0)  # stops at the second validation
     val = [random_batch(batch_size=32, seed=100)]
 
     def fit() -> int:
@@ -185,17 +191,8 @@ def test_a_killed_run_with_early_stopping_stops_where_an_uninterrupted_one_does(
     # restarted from zero, the resumed run would stop validations later.
     def fit(out: Path, die_after: int | None = None) -> int:
         torch.manual_seed(0)
-        model = build_baseline(
-            "dlrm", tiny_tables(), 4, dense_arch_layer_sizes=[16], over_arch_layer_sizes=[16]
-        )
-        cfg = LoopConfig(
-            steps=60,
-            optimizer=OptimizerConfig(lr=1e-9, sparse_lr=1e-9, schedule="constant"),
-            eval_every=2,
-            early_stopping_patience=3,
-            checkpoint_every=4,
-            progress=False,
-        )
+        model = tiny_dlrm()
+        cfg = frozen_loop(60, patience=3, checkpoint_every=4)
 
         def forward(batch, step):  # type: ignore[no-untyped-def]
             if die_after is not None and step >= die_after:
