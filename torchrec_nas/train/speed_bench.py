@@ -94,10 +94,11 @@ def run(cfg: Config, steps: int, warmup: int, profile: bool = False) -> dict[str
     if profile:
         prof = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU])
         prof.__enter__()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for s in range(warmup, total):
         one(s)
     seconds = time.perf_counter() - t0
+    cpu_seconds = time.process_time() - c0
     if prof is not None:
         prof.__exit__(None, None, None)
         print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=40))
@@ -109,6 +110,9 @@ def run(cfg: Config, steps: int, warmup: int, profile: bool = False) -> dict[str
         "dense_parameters": dense,
         "seconds": seconds,
         "rows_per_s": n_rows / seconds,
+        # CPU time of this process: less sensitive than wall time to other jobs on the cores.
+        "cpu_seconds": cpu_seconds,
+        "rows_per_cpu_s": n_rows / cpu_seconds,
         "ms_per_step": {k: round(1e3 * v / steps, 2) for k, v in phases.items()},
     }
 
