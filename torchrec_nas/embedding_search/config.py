@@ -35,14 +35,21 @@ class ShrinkConfig:
         enabled: apply the rule (``false``: the policy's pick as it is).
         k: standard errors of score drop allowed, against the policy's pick (0: only choices
             whose validation score is no worse).
+        val_batches: fixed validation batches the rule's paired comparisons use (``null``:
+            those of stage 2's scorer, ``embedding_search.val_batches``). More rows give a
+            smaller standard error, so the rule steps down less far; it scores only a few
+            candidates a seed, so it can afford them where the policy cannot.
     """
 
     enabled: bool = True
     k: float = 0.5
+    val_batches: int | None = None
 
     def validate(self) -> None:
         if not (math.isfinite(self.k) and self.k >= 0):
             raise ValueError(f"k must be a finite number >= 0, got {self.k}")
+        if self.val_batches is not None and self.val_batches < 1:
+            raise ValueError(f"val_batches must be >= 1 or null, got {self.val_batches}")
 
 
 @dataclass
@@ -67,6 +74,12 @@ class EmbeddingSearchConfig(LoopConfig):
             path of an architecture JSON of the config's space.
         min_steps: the fewest stage-1 steps of a budget that follows the data.
         uniform_floor: share of the width draws that are uniform, so no width is starved.
+        sandwich: what each stage-1 step trains besides the drawn widths (the sandwich rule
+            of Yu et al., BigNAS, 2020, without its smallest width): ``none``; ``widest``:
+            also every feature at its widest allowed width, on the labels (two forwards a
+            step); ``distill``: that, and the drawn widths learn the widest's predictions
+            (in-place distillation) instead of the labels. The adaptive sampler still sees
+            the drawn widths' loss on the labels.
         loss_decay: decay of the running loss per (feature, width).
         temperature: softmax temperature over the running losses, standardized per feature
             (lower: sharper).
@@ -94,6 +107,7 @@ class EmbeddingSearchConfig(LoopConfig):
     interaction: str = "dlrm"
     min_steps: int = 300
     uniform_floor: float = 0.2
+    sandwich: Literal["none", "widest", "distill"] = "none"
     loss_decay: float = 0.9
     temperature: float = 1.0
     budget: int | float = 0.8
