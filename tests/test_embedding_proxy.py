@@ -1,4 +1,5 @@
-"""Options for a better stage-1 proxy and stage-2 score: sandwich training of the embedding
+"""Options for a better stage-1 proxy and stage-2 score: stage 1 as long as the final
+training (``embedding_search.match_train_epochs``), sandwich training of the embedding
 supernet (``embedding_search.sandwich``) and the shrink rule on its own validation batches
 (``embedding_search.shrink.val_batches``): config errors, what each changes, and resume."""
 
@@ -15,9 +16,10 @@ from helpers import EMBEDDING_SEARCH_TINY
 from torchrec_nas.config import Config
 from torchrec_nas.config_utils import ConfigError
 from torchrec_nas.embedding_search import EmbeddingSizeSearch
+from torchrec_nas.embedding_search.config import EmbeddingSearchConfig
 from torchrec_nas.embedding_search.stage1 import build_embedding_supernet
 from torchrec_nas.runtime.local import LocalRuntime
-from torchrec_nas.runtime.trainer import Trainer
+from torchrec_nas.runtime.trainer import Trainer, batches_per_epoch
 
 TABLE = "embedding_bag_collection.embedding_bags.t_{}.weight"
 
@@ -40,6 +42,7 @@ def _supernet(tmp_path: Path, extra: str, name: str) -> dict[str, torch.Tensor]:
     [
         ("  sandwich: both\n", "embedding_search.sandwich: 'both' is not one of"),
         ("  shrink: {val_batches: 0}\n", "val_batches must be >= 1 or null, got 0"),
+        ("  match_train_epochs: sometimes\n", "match_train_epochs: expected true or false"),
     ],
 )
 def test_a_bad_proxy_field_is_one_config_error_naming_it(
@@ -51,6 +54,26 @@ def test_a_bad_proxy_field_is_one_config_error_naming_it(
         Config.load(path)
     line = str(e.value)
     assert "\n" not in line and message in line and "embedding_search" in line
+
+
+def test_stage_one_trains_as_many_passes_as_the_final_model_unless_told(tmp_path: Path) -> None:
+    es = EmbeddingSearchConfig()
+    assert es.match_train_epochs and es.steps is None and es.epochs is None  # the defaults
+    assert es.for_train(4.0, 312).total_steps(312) == 4 * 312
+    assert es.for_train(0.5, 312).total_steps(312) == es.min_steps == 300  # at least min_steps
+    assert (
+        EmbeddingSearchConfig(match_train_epochs=False).for_train(4.0, 312).total_steps(312) == 312
+    )  # one pass, as before
+    assert EmbeddingSearchConfig(epochs=2.0).for_train(4.0, 312).total_steps(312) == 624
+    assert EmbeddingSearchConfig(steps=7).for_train(4.0, 312).total_steps(312) == 7
+    # End to end: the tiny config without stage-1 steps, train.epochs 2 and 50 batches a pass.
+    text = EMBEDDING_SEARCH_TINY.replace("  steps: 12\n", "  min_steps: 1\n")
+    (tmp_path / "c.yaml").write_text(text.replace("train:\n", "train:\n  epochs: 2\n"))
+    search = EmbeddingSizeSearch(
+        Config.load(tmp_path / "c.yaml"), tmp_path / "r", LocalRuntime("cpu")
+    )
+    per_pass = batches_per_epoch(search.data.train)
+    assert per_pass and search.train_supernet()["steps"] == 2 * per_pass
 
 
 def test_sandwich_trains_the_widest_columns_the_drawn_widths_leave_alone(tmp_path: Path) -> None:

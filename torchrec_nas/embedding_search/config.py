@@ -3,6 +3,7 @@ section of a config."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal
@@ -56,12 +57,17 @@ class ShrinkConfig:
 class EmbeddingSearchConfig(LoopConfig):
     """The embedding-size search: stage 1 (the embedding supernet) and stage 2 (the policy).
 
-    Stage 1's budget follows the supernet's: ``steps`` when set; else ``epochs`` passes when
-    set; else (``epochs: null``, the default) one pass over the training rows, at least
-    ``min_steps``. Its loop settings (``optimizer``, ``eval_batches``, ``checkpoint_every``,
+    Stage 1's length: ``steps`` when set; else ``epochs`` passes when set; else (``epochs:
+    null``, the default) as many passes as the final model's ``train.epochs``
+    (``match_train_epochs``, default on) or one pass, at least ``min_steps`` either way. Its
+    loop settings (``optimizer``, ``eval_batches``, ``checkpoint_every``,
     ...) are those of :class:`~torchrec_nas.train.config.LoopConfig`.
 
     Args:
+        match_train_epochs: with ``epochs: null`` and no ``steps``, stage 1 trains
+            ``train.epochs`` passes, as long as the final models (``false``: one pass). A
+            supernet trained one pass scores every width near the others, so both the policy
+            and the shrink rule drift to the narrowest widths.
         widths: candidate widths of every feature's table, each a multiple of 4.
         cap_at_rows: each feature's widths stop at the smallest candidate at least its
             table's rows (all candidates where none is): a table of ``r`` rows represents
@@ -102,6 +108,7 @@ class EmbeddingSearchConfig(LoopConfig):
 
     epochs: float | None = None  # type: ignore[assignment]
     epochs_may_be_null: ClassVar[bool] = True
+    match_train_epochs: bool = True
     widths: list[int] = field(default_factory=lambda: list(DEFAULT_WIDTHS))
     cap_at_rows: bool = True
     interaction: str = "dlrm"
@@ -144,7 +151,8 @@ class EmbeddingSearchConfig(LoopConfig):
             raise ValueError("seeds must not be empty")
 
     def total_steps(self, batches_per_epoch: int | None) -> int:
-        """Stage 1's length: ``steps``, ``epochs`` passes, or ``max(min_steps, one pass)``."""
+        """Stage 1's length: ``steps``, ``epochs`` passes, or ``max(min_steps, one pass)``
+        (see :meth:`for_train` for ``match_train_epochs``)."""
         if self.steps is not None:
             return self.steps
         if not batches_per_epoch:
@@ -152,3 +160,22 @@ class EmbeddingSearchConfig(LoopConfig):
         if self.epochs is not None and math.isfinite(self.epochs):
             return max(1, int(self.epochs * batches_per_epoch))
         return max(self.min_steps, batches_per_epoch)
+
+    def for_train(
+        self, train_epochs: float, batches_per_epoch: int | None
+    ) -> EmbeddingSearchConfig:
+        """These settings with stage 1's length resolved against the final training's
+        ``train.epochs`` (``match_train_epochs`` with neither ``steps`` nor ``epochs`` set):
+        ``steps`` of ``train_epochs`` passes, at least ``min_steps``; otherwise unchanged.
+
+        Example::
+
+            loop = cfg.embedding_search.for_train(cfg.train.epochs, 312)
+            loop.steps   # 1248 with train.epochs 4
+        """
+        if not self.match_train_epochs or self.steps is not None or self.epochs is not None:
+            return self
+        if not batches_per_epoch:
+            raise ValueError("the training split's length is unknown: set `embedding_search.steps`")
+        steps = max(self.min_steps, int(train_epochs * batches_per_epoch))
+        return dataclasses.replace(self, steps=steps)

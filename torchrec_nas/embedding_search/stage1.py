@@ -186,7 +186,7 @@ def run_embedding_supernet(
     summary_path = storage.join(out, STAGE_DIR, "supernet.json")
     if storage.isfile(summary_path) and storage.isfile(storage.join(out, STAGE_DIR, "supernet.pt")):
         return dict(json.loads(storage.read_text(summary_path)))
-    es = cfg.embedding_search
+    es = cfg.embedding_search.for_train(cfg.train.epochs, batches_per_epoch(data.train))
     total = es.total_steps(batches_per_epoch(data.train))
     plan = storage.join(out, STAGE_DIR, "sharding_plan.txt")
     model, opt = runtime.prepare(
