@@ -128,7 +128,7 @@ def test_the_rule_is_deterministic_and_a_resumed_run_replays_its_cache(tmp_path:
         ("{k: -1}", "embedding_search.shrink: k must be a finite number >= 0, got -1.0"),
         (
             "{kk: 1}",
-            "embedding_search.shrink.kk: unknown field of ShrinkConfig; allowed: enabled, k",
+            "embedding_search.shrink.kk: unknown field of ShrinkConfig; allowed: enabled, k, val_batches",
         ),
         (
             "{enabled: maybe}",

@@ -3,6 +3,7 @@ section of a config."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal
@@ -35,26 +36,38 @@ class ShrinkConfig:
         enabled: apply the rule (``false``: the policy's pick as it is).
         k: standard errors of score drop allowed, against the policy's pick (0: only choices
             whose validation score is no worse).
+        val_batches: fixed validation batches the rule's paired comparisons use (``null``:
+            those of stage 2's scorer, ``embedding_search.val_batches``). More rows give a
+            smaller standard error, so the rule steps down less far; it scores only a few
+            candidates a seed, so it can afford them where the policy cannot.
     """
 
     enabled: bool = True
     k: float = 0.5
+    val_batches: int | None = None
 
     def validate(self) -> None:
         if not (math.isfinite(self.k) and self.k >= 0):
             raise ValueError(f"k must be a finite number >= 0, got {self.k}")
+        if self.val_batches is not None and self.val_batches < 1:
+            raise ValueError(f"val_batches must be >= 1 or null, got {self.val_batches}")
 
 
 @dataclass
 class EmbeddingSearchConfig(LoopConfig):
     """The embedding-size search: stage 1 (the embedding supernet) and stage 2 (the policy).
 
-    Stage 1's budget follows the supernet's: ``steps`` when set; else ``epochs`` passes when
-    set; else (``epochs: null``, the default) one pass over the training rows, at least
-    ``min_steps``. Its loop settings (``optimizer``, ``eval_batches``, ``checkpoint_every``,
+    Stage 1's length: ``steps`` when set; else ``epochs`` passes when set; else (``epochs:
+    null``, the default) as many passes as the final model's ``train.epochs``
+    (``match_train_epochs``, default on) or one pass, at least ``min_steps`` either way. Its
+    loop settings (``optimizer``, ``eval_batches``, ``checkpoint_every``,
     ...) are those of :class:`~torchrec_nas.train.config.LoopConfig`.
 
     Args:
+        match_train_epochs: with ``epochs: null`` and no ``steps``, stage 1 trains
+            ``train.epochs`` passes, as long as the final models (``false``: one pass). A
+            supernet trained one pass scores every width near the others, so both the policy
+            and the shrink rule drift to the narrowest widths.
         widths: candidate widths of every feature's table, each a multiple of 4.
         cap_at_rows: each feature's widths stop at the smallest candidate at least its
             table's rows (all candidates where none is): a table of ``r`` rows represents
@@ -67,6 +80,12 @@ class EmbeddingSearchConfig(LoopConfig):
             path of an architecture JSON of the config's space.
         min_steps: the fewest stage-1 steps of a budget that follows the data.
         uniform_floor: share of the width draws that are uniform, so no width is starved.
+        sandwich: what each stage-1 step trains besides the drawn widths (the sandwich rule
+            of Yu et al., BigNAS, 2020, without its smallest width): ``none``; ``widest``:
+            also every feature at its widest allowed width, on the labels (two forwards a
+            step); ``distill``: that, and the drawn widths learn the widest's predictions
+            (in-place distillation) instead of the labels. The adaptive sampler still sees
+            the drawn widths' loss on the labels.
         loss_decay: decay of the running loss per (feature, width).
         temperature: softmax temperature over the running losses, standardized per feature
             (lower: sharper).
@@ -89,11 +108,13 @@ class EmbeddingSearchConfig(LoopConfig):
 
     epochs: float | None = None  # type: ignore[assignment]
     epochs_may_be_null: ClassVar[bool] = True
+    match_train_epochs: bool = True
     widths: list[int] = field(default_factory=lambda: list(DEFAULT_WIDTHS))
     cap_at_rows: bool = True
     interaction: str = "dlrm"
     min_steps: int = 300
     uniform_floor: float = 0.2
+    sandwich: Literal["none", "widest", "distill"] = "none"
     loss_decay: float = 0.9
     temperature: float = 1.0
     budget: int | float = 0.8
@@ -130,7 +151,8 @@ class EmbeddingSearchConfig(LoopConfig):
             raise ValueError("seeds must not be empty")
 
     def total_steps(self, batches_per_epoch: int | None) -> int:
-        """Stage 1's length: ``steps``, ``epochs`` passes, or ``max(min_steps, one pass)``."""
+        """Stage 1's length: ``steps``, ``epochs`` passes, or ``max(min_steps, one pass)``
+        (see :meth:`for_train` for ``match_train_epochs``)."""
         if self.steps is not None:
             return self.steps
         if not batches_per_epoch:
@@ -138,3 +160,22 @@ class EmbeddingSearchConfig(LoopConfig):
         if self.epochs is not None and math.isfinite(self.epochs):
             return max(1, int(self.epochs * batches_per_epoch))
         return max(self.min_steps, batches_per_epoch)
+
+    def for_train(
+        self, train_epochs: float, batches_per_epoch: int | None
+    ) -> EmbeddingSearchConfig:
+        """These settings with stage 1's length resolved against the final training's
+        ``train.epochs`` (``match_train_epochs`` with neither ``steps`` nor ``epochs`` set):
+        ``steps`` of ``train_epochs`` passes, at least ``min_steps``; otherwise unchanged.
+
+        Example::
+
+            loop = cfg.embedding_search.for_train(cfg.train.epochs, 312)
+            loop.steps   # 1248 with train.epochs 4
+        """
+        if not self.match_train_epochs or self.steps is not None or self.epochs is not None:
+            return self
+        if not batches_per_epoch:
+            raise ValueError("the training split's length is unknown: set `embedding_search.steps`")
+        steps = max(self.min_steps, int(train_epochs * batches_per_epoch))
+        return dataclasses.replace(self, steps=steps)

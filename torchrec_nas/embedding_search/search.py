@@ -82,6 +82,7 @@ class EmbeddingSizeSearch:
         self.budget = resolve_budget(
             es.budget, self.rows, es.widths, self.token_width, self.allowed
         )
+        self._shrink_scorer: WidthScorer | None = None
 
     def train_supernet(self) -> dict[str, Any]:
         """Stage 1 (every rank); returns ``embedding_search/supernet.json``'s summary."""
@@ -103,6 +104,22 @@ class EmbeddingSizeSearch:
             es.penalty,
             es.size_weight,
         )
+
+    def paired_scores(self, objective: WidthObjective) -> PairedScores:
+        """The shrink rule's paired comparisons: on stage 2's scorer, or on
+        ``shrink.val_batches`` batches of their own (cached in a file of their own)."""
+        es = self.cfg.embedding_search
+        n = es.shrink.val_batches
+        if n is None:
+            scorer, name = objective.scorer, "shrink.jsonl"
+        else:
+            if self._shrink_scorer is None:
+                model = objective.scorer.model
+                self._shrink_scorer = WidthScorer(
+                    model, self.data.val, n, None, self.runtime.device
+                )
+            scorer, name = self._shrink_scorer, f"shrink-{n}.jsonl"
+        return PairedScores(scorer, es.score, storage.join(self.out, STAGE_DIR, name))
 
     def search(self, objective: WidthObjective, seed: int) -> dict[str, Any]:
         """Stage 2 for one seed: the policy's steps and pick, and evolution's pick."""
@@ -139,9 +156,7 @@ class EmbeddingSizeSearch:
         policy_result: dict[str, Any] = {"widths": pick, **objective.describe(pick)}
         shrink: dict[str, Any] = {"enabled": es.shrink.enabled}
         if es.shrink.enabled:
-            paired = PairedScores(
-                objective.scorer, es.score, storage.join(self.out, STAGE_DIR, "shrink.jsonl")
-            )
+            paired = self.paired_scores(objective)
             shrunk, tried = one_se_shrink(
                 pick, paired, self.rows, self.token_width, self.allowed, es.shrink.k
             )

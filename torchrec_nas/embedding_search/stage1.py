@@ -128,6 +128,8 @@ def supernet_meta(cfg: Config, spec: DataSpec) -> dict[str, Any]:
         "projection": "every width",  # the token width included (see modules.py)
         "seed": cfg.seed,
         "cap_at_rows": es.cap_at_rows,
+        # Recorded only when on, so that earlier stage-1 records still match.
+        **({"sandwich": es.sandwich} if es.sandwich != "none" else {}),
     }
 
 
@@ -163,6 +165,8 @@ def load_embedding_supernet(cfg: Config, spec: DataSpec, out: str | Path) -> Emb
     for key in ("spec", "widths", "interaction", "token_width", "projection", "cap_at_rows"):
         if state.get(key) != meta[key]:
             raise ValueError(f"{path}: the supernet was trained with another {key}")
+    if state.get("sandwich", "none") != cfg.embedding_search.sandwich:
+        raise ValueError(f"{path}: the supernet was trained with another sandwich")
     model = build_embedding_supernet(cfg, spec)
     model.load_state_dict(state["state_dict"])
     return model.eval()
@@ -182,7 +186,7 @@ def run_embedding_supernet(
     summary_path = storage.join(out, STAGE_DIR, "supernet.json")
     if storage.isfile(summary_path) and storage.isfile(storage.join(out, STAGE_DIR, "supernet.pt")):
         return dict(json.loads(storage.read_text(summary_path)))
-    es = cfg.embedding_search
+    es = cfg.embedding_search.for_train(cfg.train.epochs, batches_per_epoch(data.train))
     total = es.total_steps(batches_per_epoch(data.train))
     plan = storage.join(out, STAGE_DIR, "sharding_plan.txt")
     model, opt = runtime.prepare(
@@ -195,12 +199,24 @@ def run_embedding_supernet(
     own = stage_widths(cfg, data.spec)  # each probe width within the feature's cap
     probe = {f: max(w for w in own[f] if w <= max(probe_width, own[f][0])) for f in own}
 
+    widest = {f: ws[-1] for f, ws in own.items()}
+
     def train_loss(batch: Batch, step: int) -> torch.Tensor:
         widths = sampler.sample(step)
-        loss = F.binary_cross_entropy_with_logits(model(batch, widths), batch.labels.float())
+        labels = batch.labels.float()
+        logits = model(batch, widths)
+        loss = F.binary_cross_entropy_with_logits(logits, labels)
         mean = runtime.mean(loss.detach()) if runtime.world_size > 1 else loss.detach()
         sampler.update(widths, mean)
-        return loss
+        if es.sandwich == "none":
+            return loss
+        top = model(batch, widest)
+        top_loss = F.binary_cross_entropy_with_logits(top, labels)
+        if es.sandwich == "distill":
+            # In-place distillation: the sampled widths learn the widest's predictions.
+            soft = torch.sigmoid(top.detach())
+            loss = F.binary_cross_entropy_with_logits(logits, soft)
+        return top_loss + loss
 
     def eval_forward(batch: Batch) -> torch.Tensor:
         logits: torch.Tensor = model(batch, probe)
