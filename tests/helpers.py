@@ -69,3 +69,20 @@ embedding_search:
   evolution: {population: 4, tournament: 2, children: 2, generations: 2}
   seeds: [1, 2]
 """
+
+
+def config_error_line(root: Path, text: str) -> tuple[Path, str]:
+    """Writes ``text`` as ``root/bad.yaml``, loads it and returns the path and the one-line
+    :class:`ConfigError` it must raise."""
+    import pytest
+
+    from torchrec_nas.config import Config
+    from torchrec_nas.config_utils import ConfigError
+
+    path = root / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as e:
+        Config.load(path)
+    line = str(e.value)
+    assert "\n" not in line
+    return path, line

@@ -12,11 +12,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import EMBEDDING_SEARCH_TINY
+from helpers import EMBEDDING_SEARCH_TINY, config_error_line
 from torchmetrics.functional.classification import binary_auroc
 
 from torchrec_nas.config import Config
-from torchrec_nas.config_utils import ConfigError
 from torchrec_nas.embedding_search import EmbeddingSizeSearch, embedding_params
 from torchrec_nas.embedding_search.shrink import (
     PairedScores,
@@ -139,11 +138,8 @@ def test_the_rule_is_deterministic_and_a_resumed_run_replays_its_cache(tmp_path:
 def test_a_bad_shrink_field_is_one_clear_config_error(
     tmp_path: Path, field: str, message: str
 ) -> None:
-    path = tmp_path / "bad.yaml"
-    path.write_text(f"embedding_search:\n  shrink: {field}\n")
-    with pytest.raises(ConfigError) as e:
-        Config.load(path)
-    assert str(e.value) == f"{path}: {message}"
+    path, line = config_error_line(tmp_path, f"embedding_search:\n  shrink: {field}\n")
+    assert line == f"{path}: {message}"
 
 
 def test_a_tiny_search_shrinks_each_pick_reports_both_agreements_and_resumes(
