@@ -69,6 +69,13 @@ def test_stage_one_trains_as_many_passes_as_the_final_model_unless_told(tmp_path
     )
     per_pass = batches_per_epoch(search.data.train)
     assert per_pass and search.train_supernet()["steps"] == 2 * per_pass
+    # A finished stage 1 of another length is not silently reused for this config.
+    (tmp_path / "c.yaml").write_text(text.replace("train:\n", "train:\n  epochs: 3\n"))
+    longer = EmbeddingSizeSearch(
+        Config.load(tmp_path / "c.yaml"), tmp_path / "r", LocalRuntime("cpu")
+    )
+    with pytest.raises(ValueError, match=f"trained {2 * per_pass} steps, .* asks for"):
+        longer.train_supernet()
 
 
 def test_sandwich_trains_the_widest_columns_the_drawn_widths_leave_alone(tmp_path: Path) -> None:

@@ -184,10 +184,17 @@ def run_embedding_supernet(
         run_embedding_supernet(cfg, "runs/emb", default_runtime(cfg), data)
     """
     summary_path = storage.join(out, STAGE_DIR, "supernet.json")
-    if storage.isfile(summary_path) and storage.isfile(storage.join(out, STAGE_DIR, "supernet.pt")):
-        return dict(json.loads(storage.read_text(summary_path)))
     es = cfg.embedding_search.for_train(cfg.train.epochs, batches_per_epoch(data.train))
     total = es.total_steps(batches_per_epoch(data.train))
+    if storage.isfile(summary_path) and storage.isfile(storage.join(out, STAGE_DIR, "supernet.pt")):
+        done = dict(json.loads(storage.read_text(summary_path)))
+        if done.get("steps", total) != total and not done.get("stopped_early"):
+            raise ValueError(
+                f"{summary_path}: stage 1 was trained {done['steps']} steps, this config asks "
+                f"for {total} (embedding_search.steps, epochs or match_train_epochs); delete "
+                f"{storage.join(out, STAGE_DIR)} to train it again"
+            )
+        return done
     plan = storage.join(out, STAGE_DIR, "sharding_plan.txt")
     model, opt = runtime.prepare(
         build_embedding_supernet(cfg, data.spec), es.optimizer, total, cfg, plan
