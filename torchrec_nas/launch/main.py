@@ -32,11 +32,9 @@ def die_with_launcher() -> bool:
     import signal
 
     try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        made = libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0) == 0
+        return bool(ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0) == 0)
     except (OSError, AttributeError):
         return False
-    return made
 
 
 def parser() -> argparse.ArgumentParser:
