@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
+
 from torchrec_nas.bench.kill_resume import differences, kill_and_compare, stable
 
 # A job that resumes from a checkpoint of its step and sum (written atomically each step); with
@@ -51,3 +53,10 @@ def test_a_resuming_job_survives_kills_and_a_broken_one_is_caught(tmp_path: Path
         0.2,
     )
     assert bad.delays and bad.differences[0].startswith("result.json/total:")
+
+
+def test_a_result_file_the_run_never_writes_is_named(tmp_path: Path) -> None:
+    job = tmp_path / "job.py"
+    job.write_text(JOB)
+    with pytest.raises(RuntimeError, match="results.json: the run wrote no such result"):
+        kill_and_compare([sys.executable, str(job), "{out}"], tmp_path / "r", ["results.json"], 5)

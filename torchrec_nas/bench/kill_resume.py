@@ -113,7 +113,8 @@ def kill_and_compare(
     output directory) of the two runs.
 
     Raises:
-        RuntimeError: a run exits with an error, or does not finish within ``max_kills``.
+        RuntimeError: a run exits with an error, does not finish within ``max_kills``, or
+            leaves one of ``files`` unwritten or not JSON.
     """
     rng = random.Random(seed)
     whole, killed = out / "whole", out / "killed"
@@ -141,10 +142,18 @@ def kill_and_compare(
     else:
         raise RuntimeError(f"no attempt finished within {max_kills} kills; raise --max-delay")
     for name in files:
-        a = json.loads((whole / name).read_text())
-        b = json.loads((killed / name).read_text())
+        a, b = _result(whole / name), _result(killed / name)
         report.differences += differences(stable(a), stable(b), name)
     return report
+
+
+def _result(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise RuntimeError(f"{path}: the run wrote no such result; check --files") from None
+    except json.JSONDecodeError as e:
+        raise RuntimeError(f"{path}: not JSON ({e})") from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
