@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from torchrec_nas.bench import run_bench
 from torchrec_nas.bench.ablation import apply_overrides, entry_dir, parse_set
@@ -214,3 +215,34 @@ def test_search_comparison_scores_as_many_candidates_per_strategy(tmp_path: Path
         f.write(b"\0")  # a different checksum stands in for a retrained supernet
     with pytest.raises(HistoryError, match="supernet differs"):
         run_bench(cfg, out, only="search")
+
+
+def test_ranking_cap_follows_the_final_recipe_unless_set() -> None:
+    """With ``bench.ranking_max_epochs`` unset a stand-alone training is capped at the final
+    recipe's length (``train.steps``, else ``train.epochs`` passes); a set cap wins."""
+    base = Config.from_dict(yaml.safe_load(TINY))
+    base_map = apply_overrides(base.to_dict(), {"bench.ranking_max_steps": None})
+    by_steps = Config.from_dict(base_map)
+    assert standalone_mod.standalone_loop(by_steps, 10).steps == 4  # train.steps
+    by_epochs = Config.from_dict(
+        apply_overrides(base_map, {"train.steps": None, "train.epochs": 3})
+    )
+    assert standalone_mod.standalone_loop(by_epochs, 10).steps == 30
+    capped = Config.from_dict(apply_overrides(base_map, {"bench.ranking_max_epochs": 0.5}))
+    assert standalone_mod.standalone_loop(capped, 10).steps == 5
+    assert standalone_mod.standalone_loop(base, 10).steps == 6  # ranking_max_steps
+    with pytest.raises(ConfigError, match="ranking_max_epochs"):
+        Config.from_dict(apply_overrides(base_map, {"bench.ranking_max_epochs": 0}))
+
+
+def test_recipe_hash_ignores_epochs_a_step_cap_overrides() -> None:
+    """A stand-alone result cached under one ``train.epochs`` is found under another when the
+    cap is in steps (the epochs are not read); a change that is read (the lr) misses."""
+    base_map = Config.from_dict(yaml.safe_load(TINY)).to_dict()
+
+    def recipe(overrides: dict[str, Any]) -> str:
+        cfg = Config.from_dict(apply_overrides(base_map, overrides))
+        return standalone_mod.recipe_hash(cfg, standalone_mod.standalone_loop(cfg, 10))
+
+    assert recipe({"train.epochs": 2}) == recipe({"train.epochs": 4})
+    assert recipe({"train.optimizer.lr": 0.1}) != recipe({"train.optimizer.lr": 0.2})

@@ -201,7 +201,8 @@ class BenchConfig:
             the smallest and the largest path are always among them).
         ranking_pool: sampled architectures the FLOPs strata are cut from.
         ranking_seeds: stand-alone seeds per subnet (the noise ceiling needs 2).
-        ranking_max_epochs: cap of a stand-alone training, in epochs.
+        ranking_max_epochs: cap of a stand-alone training, in epochs (``null``, the default:
+            the final-training recipe's length, ``train.steps`` or ``train.epochs``).
         ranking_max_steps: that cap in steps (overrides ``ranking_max_epochs``).
         ranking_eval_every: validate a stand-alone training every this many steps.
         ranking_patience: stop after this many validations without a lower logloss.
@@ -222,7 +223,7 @@ class BenchConfig:
     ranking_subnets: int = 24
     ranking_pool: int = 512
     ranking_seeds: int = 2
-    ranking_max_epochs: float = 2.0
+    ranking_max_epochs: float | None = None
     ranking_max_steps: int | None = None
     ranking_eval_every: int = 50
     ranking_patience: int = 3
@@ -240,8 +241,9 @@ class BenchConfig:
             raise ValueError(f"ranking_seeds must be at least 1, got {self.ranking_seeds}")
         if self.ranking_max_steps is not None and self.ranking_max_steps < 1:
             raise ValueError("ranking_max_steps must be at least 1")
-        if not (math.isfinite(self.ranking_max_epochs) and self.ranking_max_epochs > 0):
-            raise ValueError("ranking_max_epochs must be positive")
+        epochs = self.ranking_max_epochs
+        if epochs is not None and not (math.isfinite(epochs) and epochs > 0):
+            raise ValueError("ranking_max_epochs must be positive or null")
         if self.ranking_eval_every < 0 or self.ranking_patience < 0:
             raise ValueError("ranking_eval_every and ranking_patience must be >= 0")
         if not 0.0 <= self.ranking_min_fraction < 1.0:

@@ -56,16 +56,20 @@ def standalone_loop(
     min_fraction: float | None = None,
 ) -> LoopConfig:
     """The loop a subnet trains with: ``cfg.train``'s optimizer at ``cfg.train.optimizer.lr``,
-    capped at ``max_epochs`` (default ``bench.ranking_max_epochs``, or
-    ``bench.ranking_max_steps``), validating every ``eval_every`` steps (default
+    capped at ``max_epochs`` (default ``bench.ranking_max_steps``, or
+    ``bench.ranking_max_epochs``, or the final-training recipe's length: ``train.steps`` or
+    ``train.epochs``), validating every ``eval_every`` steps (default
     ``bench.ranking_eval_every``) and stopping after ``patience`` validations (default
     ``bench.ranking_patience``) without a lower logloss."""
     b = cfg.bench
     steps = b.ranking_max_steps if max_epochs is None else None
+    epochs = b.ranking_max_epochs if max_epochs is None else max_epochs
+    if steps is None and epochs is None:
+        steps = cfg.train.steps
+        epochs = cfg.train.epochs
     if steps is None:
-        if not steps_per_epoch:
+        if not steps_per_epoch or epochs is None:
             raise ValueError("bench: the training split's length is unknown: set ranking_max_steps")
-        epochs = b.ranking_max_epochs if max_epochs is None else max_epochs
         steps = max(1, int(epochs * steps_per_epoch))
     every = b.ranking_eval_every if eval_every is None else eval_every
     wait = b.ranking_patience if patience is None else patience
@@ -88,6 +92,8 @@ def recipe_hash(cfg: Config, loop: LoopConfig) -> str:
     if not settings["early_stopping_min_fraction"]:
         # Only when set, so results cached before the option existed keep their keys.
         del settings["early_stopping_min_fraction"]
+    if settings["steps"] is not None:
+        del settings["epochs"]  # unread when the length is in steps
     return fingerprint(
         {
             "loop": settings,
