@@ -263,3 +263,33 @@ def test_a_bad_early_stopping_min_fraction_is_one_config_error(tmp_path: Path) -
         path.write_text(f"{section}:\n  {field}: 1.5\n")
         with pytest.raises(ConfigError, match=f"{field} must be in \\[0, 1\\), got 1.5"):
             Config.load(path)
+
+
+def test_an_early_stop_does_not_validate_the_same_step_twice() -> None:
+    """The validation that stops a run is its last: the weights it measured are not measured
+    again (once per validation step, and the early-stop line is logged once)."""
+    from torchrec_nas.runtime.callbacks import Callback, EarlyStopping
+
+    class Steps(Callback):
+        def __init__(self) -> None:
+            self.seen: list[int] = []
+
+        def on_validation(self, state) -> None:  # type: ignore[no-untyped-def]
+            self.seen.append(state.step)
+
+    torch.manual_seed(0)
+    model = tiny_dlrm()
+    cfg = frozen_loop(40, patience=1, checkpoint_every=0)
+    seen = Steps()
+    trainer = Trainer(
+        model,
+        ModelOptimizer(model, cfg.optimizer, 40),
+        cfg,
+        lambda b, s: model(b),
+        model,
+        "t",
+        [EarlyStopping(1), seen],
+    )
+    result = trainer.fit(batches(), [random_batch(batch_size=32, seed=100)])
+    assert result.stopped_early and result.steps < 40
+    assert seen.seen == list(range(2, result.steps + 1, 2))  # each validation step once

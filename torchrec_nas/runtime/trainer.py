@@ -261,6 +261,7 @@ class Trainer:
             state.start = state.step
             model.train()
             batches = endless(train, skip=state.step)
+            validated_at = None
             t0 = time.perf_counter()
             while state.step < state.total and not state.stopped_early:
                 self.train_step(next(batches), state)
@@ -269,13 +270,14 @@ class Trainer:
                 if val is not None and every and state.step % every == 0:
                     if state.step < state.total:
                         state.val = self.validate(val)
+                        validated_at = state.step
                         for cb in self.callbacks:
                             cb.on_validation(state)
                 state.stopped_early = state.should_stop and state.step < state.total
                 for cb in self.callbacks:
                     cb.on_step(state, model, opt)
             state.seconds = time.perf_counter() - t0
-            if val is not None:
+            if val is not None and validated_at != state.step:  # not again after an early stop
                 state.val = self.validate(val)
                 for cb in self.callbacks:
                     cb.on_validation(state)
