@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import sys
 from pathlib import Path
@@ -14,15 +13,13 @@ from torchrec_nas.data import DataSplits
 from torchrec_nas.distributed.checkpoint import DistributedCheckpointer
 from torchrec_nas.runtime.base import Runtime
 from torchrec_nas.runtime.default import default_runtime
-from torchrec_nas.search.batches import IndexedBatches
-from torchrec_nas.search.evaluator import SupernetEvaluator
 from torchrec_nas.search.evolution import make_strategy
 from torchrec_nas.search.history import Evaluation, SearchHistory
 from torchrec_nas.search.joint import memory_front
 from torchrec_nas.search.provenance import search_provenance
 from torchrec_nas.space import Architecture
 from torchrec_nas.stages.rerank import check_rerank, objective_costs, rerank, resolve_budgets
-from torchrec_nas.stages.supernet import check_not_at_chance, trained_supernet, unwrap_supernet
+from torchrec_nas.stages.supernet import candidate_evaluator, check_not_at_chance, trained_supernet
 from torchrec_nas.train.checkpoint import write_json_atomic
 
 
@@ -119,17 +116,7 @@ def run_search(
     # Budgets naming a baseline (flops: dcn) become numbers, before the supernet is loaded.
     cfg = resolve_budgets(cfg, costs)
     objective = cfg.search.objective
-    model = unwrap_supernet(runtime, trained_supernet(cfg, out, runtime, data))
-    ft = cfg.search.finetune
-    evaluator = SupernetEvaluator(
-        model,
-        IndexedBatches(data.train, runtime.rank, runtime.world_size),
-        runtime.share(data.val, ft.eval_batches),
-        dataclasses.replace(ft, eval_batches=None),
-        runtime.device,
-        reduce_gradients=runtime.gradient_reducer,
-        seed=cfg.seed,
-    )
+    evaluator = candidate_evaluator(cfg, trained_supernet(cfg, out, runtime, data), data, runtime)
 
     def score(arch: Architecture) -> dict[str, float]:
         # Reduced metrics agree across ranks already; the primary's copy makes them

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import sys
@@ -22,6 +23,8 @@ from torchrec_nas.runtime.base import Runtime
 from torchrec_nas.runtime.callbacks import standard_callbacks
 from torchrec_nas.runtime.default import default_runtime
 from torchrec_nas.runtime.trainer import Trainer, TrainResult, batches_per_epoch
+from torchrec_nas.search.batches import IndexedBatches
+from torchrec_nas.search.evaluator import SupernetEvaluator
 from torchrec_nas.space import Architecture
 from torchrec_nas.stages.models import build_supernet, load_supernet, supernet_meta
 from torchrec_nas.train.checkpoint import save_atomic, write_json_atomic
@@ -91,11 +94,16 @@ def chance_line(probe_ne: float, steps: int, rows: int, sc: SupernetConfig) -> s
     )
 
 
-def chance_summary(result: TrainResult, train_rows: int, sc: SupernetConfig) -> dict[str, Any]:
-    """``at_chance``, ``probe_ne`` and, at chance, ``chance_message`` for supernet.json."""
-    if result.val is None:
+def chance_summary(
+    probe: dict[str, float] | None, result: TrainResult, train_rows: int, sc: SupernetConfig
+) -> dict[str, Any]:
+    """``at_chance``, ``probe_ne`` (the probe path scored as a search scores a candidate:
+    ``probe``, ``None`` without a validation split) and, at chance, ``chance_message`` for
+    supernet.json. The supernet's own classifier is shared by every path and stays near
+    chance even when the features rank subnets, so it is not what is judged."""
+    if probe is None:
         return {"at_chance": False, "probe_ne": None}
-    probe_ne = result.val.ne
+    probe_ne = probe["ne"]
     at_chance = bool(probe_ne >= sc.chance_ne)
     summary: dict[str, Any] = {"at_chance": at_chance, "probe_ne": probe_ne}
     if at_chance:
@@ -190,7 +198,10 @@ def run_supernet(
     )
     result = trainer.fit(data.train, data.val)
     train_rows = (batches_per_epoch(data.train) or 0) * cfg.data.batch_size
-    chance = chance_summary(result, train_rows, sc)
+    probe_score = None
+    if data.val is not None:
+        probe_score = runtime.broadcast(candidate_evaluator(cfg, model, data, runtime)(probe))
+    chance = chance_summary(probe_score, result, train_rows, sc)
     if runtime.world_size == 1 or cfg.distributed.export_full_model:
         state = runtime.full_state_dict(model)
         if runtime.is_primary:
@@ -223,3 +234,20 @@ def unwrap_supernet(runtime: Runtime, model: nn.Module) -> NASRecModel:
     inner = runtime.unwrap(model)
     assert isinstance(inner, NASRecModel)
     return inner
+
+
+def candidate_evaluator(
+    cfg: Config, model: nn.Module, data: DataSplits, runtime: Runtime
+) -> SupernetEvaluator:
+    """How the search scores a candidate with a placed supernet (``cfg.search.finetune``),
+    on every rank of a sharded job alike."""
+    ft = cfg.search.finetune
+    return SupernetEvaluator(
+        unwrap_supernet(runtime, model),
+        IndexedBatches(data.train, runtime.rank, runtime.world_size),
+        runtime.share(data.val, ft.eval_batches),
+        dataclasses.replace(ft, eval_batches=None),
+        runtime.device,
+        reduce_gradients=runtime.gradient_reducer,
+        seed=cfg.seed,
+    )
