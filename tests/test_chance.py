@@ -122,3 +122,42 @@ def test_report_says_when_the_supernet_is_at_chance(tmp_path: Path) -> None:
     text = Path(write_report(Config(), tmp_path)).read_text()
     assert "path: 1.0020 (**at chance**)" in text
     assert "**Supernet at chance:** supernet: at chance" in text
+
+
+def test_chance_is_judged_by_the_probe_scored_as_a_candidate() -> None:
+    """The supernet's shared classifier may sit at chance while its features rank subnets:
+    only the probe path's candidate score (classifier refit) decides ``at_chance``."""
+    from torchrec_nas.config import SupernetConfig
+    from torchrec_nas.runtime.trainer import TrainResult
+    from torchrec_nas.stages.supernet import chance_summary
+    from torchrec_nas.train.metrics import EvalResult
+
+    shared_at_chance = TrainResult(
+        10, 320, 1.0, 320.0, 0.5, val=EvalResult(0.53, 0.55, 1.007, 0.22, 1000)
+    )
+    sc = SupernetConfig()
+    learned = chance_summary({"ne": 0.904}, shared_at_chance, 320, sc)
+    assert learned == {"at_chance": False, "probe_ne": 0.904}
+    noise = chance_summary({"ne": 1.002}, shared_at_chance, 320, sc)
+    assert noise["at_chance"] and "1.002" in noise["chance_message"]
+    assert chance_summary(None, shared_at_chance, 320, sc)["at_chance"] is False
+
+
+def test_the_recorded_probe_ne_is_the_searchs_score_of_the_probe(
+    noise_table: tuple[Path, Path],
+) -> None:
+    from torchrec_nas.config import Config
+    from torchrec_nas.runtime.local import LocalRuntime
+    from torchrec_nas.stages.supernet import candidate_evaluator, trained_supernet
+    from torchrec_nas.train.sampling import largest_path
+
+    cfg_path, out = noise_table
+    cfg = Config.load(cfg_path)
+    runtime = LocalRuntime(cfg.device)
+    data = runtime.data(cfg)
+    model = trained_supernet(cfg, out, runtime, data)
+    score = candidate_evaluator(cfg, model, data, runtime)(
+        largest_path(cfg.space, random.Random(cfg.seed))
+    )
+    summary = json.loads((out / "supernet.json").read_text())
+    assert summary["probe_ne"] == pytest.approx(score["ne"], abs=1e-6)
