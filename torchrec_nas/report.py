@@ -160,7 +160,7 @@ def write_report(cfg: Config, out: str | Path) -> str:
         if "probe_ne" in supernet:
             verdict = "**at chance**" if supernet.get("at_chance") else "learned"
             parts.append(
-                f"- normalized entropy of that path scored as a candidate (classifier refit): "
+                "- normalized entropy, its classifier refit as a candidate's, of that path: "
                 f"{_fmt(supernet['probe_ne'])} ({verdict})"
             )
         if supernet.get("chance_message"):
